@@ -1,0 +1,301 @@
+"""The command line: parse, open what is needed, run one thing, print.
+
+Data goes to stdout, progress and logs to stderr. Errors are one line and an exit
+status: 2 for bad input, 1 for a failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from relay import db, demo, logformat, migrations, service, webhooks
+from relay.errors import RelayError
+from relay.settings import Settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def dsn_option(function: F) -> F:
+    decorator = click.option(
+        "--dsn",
+        envvar="DATABASE_URL",
+        help="PostgreSQL DSN or URL. Default: $DATABASE_URL.",
+    )
+    return decorator(function)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--log-level",
+    default="info",
+    envvar="RELAY_LOG_LEVEL",
+    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+    show_default=True,
+)
+@click.option(
+    "--log-format",
+    default="plain",
+    envvar="RELAY_LOG_FORMAT",
+    type=click.Choice(["plain", "json"]),
+    show_default=True,
+)
+@click.option("--debug", is_flag=True, help="Show tracebacks of errors.")
+@click.version_option(package_name="relay")
+def cli(log_level: str, log_format: str, debug: bool) -> None:
+    """Outgoing webhooks from PostgreSQL.
+
+    \b
+    Example:
+      export DATABASE_URL=postgresql://postgres@127.0.0.1:5432/app
+      relay migrate && relay run
+    """
+    logformat.configure(log_level, log_format)
+
+
+@cli.command()
+@dsn_option
+def migrate(dsn: str | None) -> None:
+    """Install or upgrade the schema, triggers and payload functions.
+
+    \b
+    Example:
+      relay migrate --dsn postgresql://postgres@127.0.0.1:5432/app
+    """
+    applied = migrations.apply_migrations(db.check_dsn(dsn))
+    if applied:
+        click.echo(f"Applied {len(applied)} migrations: {', '.join(applied)}", err=True)
+    else:
+        click.echo("The database is up to date.", err=True)
+
+
+@cli.command()
+@dsn_option
+@click.option(
+    "--poll-interval",
+    type=float,
+    default=1.0,
+    envvar="RELAY_POLL_INTERVAL",
+    show_default=True,
+    help="Seconds between safety-net polls.",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 10_000),
+    default=100,
+    envvar="RELAY_BATCH_SIZE",
+    show_default=True,
+)
+@click.option(
+    "--max-in-flight",
+    type=click.IntRange(1, 10_000),
+    default=64,
+    envvar="RELAY_MAX_IN_FLIGHT",
+    show_default=True,
+    help="Requests on the wire at once.",
+)
+@click.option(
+    "--request-timeout",
+    type=float,
+    default=10.0,
+    envvar="RELAY_REQUEST_TIMEOUT",
+    show_default=True,
+    help="Seconds one request may take in all.",
+)
+@click.option(
+    "--retry-delay",
+    type=float,
+    default=30.0,
+    envvar="RELAY_RETRY_DELAY",
+    show_default=True,
+    help="Seconds before a failed delivery is retried.",
+)
+@click.option(
+    "--lease",
+    type=float,
+    default=60.0,
+    envvar="RELAY_LEASE",
+    show_default=True,
+    help="Seconds a claim is held before it is retaken.",
+)
+@click.option(
+    "--shutdown-grace",
+    type=float,
+    default=10.0,
+    envvar="RELAY_SHUTDOWN_GRACE",
+    show_default=True,
+    help="Seconds requests in flight get to finish on SIGTERM.",
+)
+def run(dsn: str | None, **options: Any) -> None:
+    """Run the relay until SIGTERM or Ctrl-C.
+
+    \b
+    Example:
+      DATABASE_URL=postgresql://postgres@127.0.0.1:5432/app relay run
+    """
+    settings = Settings(dsn=db.check_dsn(dsn), **options)
+    if settings.lease <= settings.request_timeout:
+        raise click.BadParameter("--lease must be longer than --request-timeout")
+    asyncio.run(service.serve(settings))
+
+
+@cli.group(name="webhooks")
+def webhooks_group() -> None:
+    """Register and manage webhooks."""
+
+
+@webhooks_group.command(name="create")
+@dsn_option
+@click.option("--name", required=True, help="A label for people.")
+@click.option("--url", required=True, help="Where payloads are POSTed.")
+@click.option(
+    "--created-by",
+    "created_by_id",
+    required=True,
+    help="The creator's user id; scope follows their memberships.",
+)
+@click.option(
+    "--event",
+    "events",
+    multiple=True,
+    help="An event to receive (repeat it); none means all.",
+)
+@click.option(
+    "--project",
+    "project_ids",
+    multiple=True,
+    help="A project to cover (repeat it); none means all of the creator's.",
+)
+@click.option("--secret", help="Signing secret; generated when absent.")
+def create_webhook(dsn: str | None, **fields: Any) -> None:
+    """Register a webhook and print it with its secret, shown only this once.
+
+    \b
+    Example:
+      relay webhooks create --name "CRM sync" --url https://crm.example.org/hook \\
+        --created-by usr_2 --event TODO_CREATED --event TODO_DELETED --project prj_1
+    """
+    with db.connect(db.check_dsn(dsn)) as connection:
+        created, secret = webhooks.create(connection, webhooks.NewWebhook(**fields))
+    click.echo(json.dumps({**created, "secret": secret}, indent=2))
+    click.echo("Store the secret now: it is not shown again.", err=True)
+
+
+@webhooks_group.command(name="list")
+@dsn_option
+def list_webhooks(dsn: str | None) -> None:
+    """List every webhook.
+
+    \b
+    Example:
+      relay webhooks list
+    """
+    with db.connect(db.check_dsn(dsn)) as connection:
+        found = webhooks.list_all(connection)
+    click.echo(f"{'ID':<26} {'STATUS':<9} {'ENABLED':<7} {'NAME':<20} URL")
+    for item in found:
+        enabled = "yes" if item["enabled"] else "no"
+        click.echo(
+            f"{item['id']:<26} {item['status']:<9} {enabled:<7} "
+            f"{item['name'][:20]:<20} {item['url']}"
+        )
+
+
+@webhooks_group.command(name="show")
+@dsn_option
+@click.argument("webhook_id")
+def show_webhook(dsn: str | None, webhook_id: str) -> None:
+    """Show one webhook (never its secret) with its delivery counts.
+
+    \b
+    Example:
+      relay webhooks show wh_0123456789abcdef0123
+    """
+    with db.connect(db.check_dsn(dsn)) as connection:
+        click.echo(json.dumps(webhooks.show(connection, webhook_id), indent=2))
+
+
+@webhooks_group.command(name="delete")
+@dsn_option
+@click.argument("webhook_id")
+def delete_webhook(dsn: str | None, webhook_id: str) -> None:
+    """Delete a webhook with its deliveries and attempts.
+
+    \b
+    Example:
+      relay webhooks delete wh_0123456789abcdef0123
+    """
+    with db.connect(db.check_dsn(dsn)) as connection:
+        webhooks.delete(connection, webhook_id)
+    click.echo(f"Deleted {webhook_id}.", err=True)
+
+
+@webhooks_group.command(name="enable")
+@dsn_option
+@click.argument("webhook_id")
+def enable_webhook(dsn: str | None, webhook_id: str) -> None:
+    """Enable a webhook.
+
+    \b
+    Example:
+      relay webhooks enable wh_0123456789abcdef0123
+    """
+    with db.connect(db.check_dsn(dsn)) as connection:
+        click.echo(json.dumps(webhooks.set_enabled(connection, webhook_id, True)))
+
+
+@webhooks_group.command(name="disable")
+@dsn_option
+@click.argument("webhook_id")
+def disable_webhook(dsn: str | None, webhook_id: str) -> None:
+    """Disable a webhook: it receives nothing until enabled again.
+
+    \b
+    Example:
+      relay webhooks disable wh_0123456789abcdef0123
+    """
+    with db.connect(db.check_dsn(dsn)) as connection:
+        click.echo(json.dumps(webhooks.set_enabled(connection, webhook_id, False)))
+
+
+@cli.command(name="demo")
+@click.option(
+    "--dsn",
+    envvar="DATABASE_URL",
+    help="Use this database instead of a throwaway cluster.",
+)
+def demo_command(dsn: str | None) -> None:
+    """Show the whole path: changes in PostgreSQL arriving as signed webhooks.
+
+    Without --dsn or DATABASE_URL it starts a throwaway PostgreSQL cluster and
+    removes it afterwards.
+
+    \b
+    Example:
+      relay demo
+    """
+    asyncio.run(demo.run_demo(dsn or None))
+
+
+def main() -> None:
+    """Entry point: run the CLI and turn RelayError into one line and a status."""
+    debug = "--debug" in sys.argv[1:]
+    try:
+        result = cli.main(standalone_mode=False)
+    except click.ClickException as error:
+        error.show()
+        sys.exit(error.exit_code)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(1)
+    except RelayError as error:
+        if debug:
+            raise
+        click.echo(f"relay: error: {error}", err=True)
+        sys.exit(error.exit_code)
+    sys.exit(result if isinstance(result, int) else 0)

@@ -1,0 +1,122 @@
+"""Connections to PostgreSQL, and the one place where driver errors are translated.
+
+Everything above this module sees ``RelayError`` subclasses with a one-line message,
+never a driver's exception.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import asyncpg
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
+from relay.errors import ConfigError, DatabaseError
+
+logger = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT_SECONDS = 10
+
+
+def check_dsn(dsn: str | None) -> str:
+    """The DSN itself, or a ConfigError saying what is wrong with it."""
+    if not dsn:
+        raise ConfigError(
+            "no database given: pass --dsn or set DATABASE_URL "
+            "(for example postgresql://postgres@127.0.0.1:5432/app)"
+        )
+    try:
+        conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError as error:
+        raise ConfigError(f"malformed database DSN: {first_line(error)}") from error
+    return dsn
+
+
+def describe(dsn: str) -> str:
+    """The DSN without its password, for messages and logs."""
+    params = conninfo_to_dict(dsn)
+    host = params.get("host", "local socket")
+    return f"{params.get('dbname', '?')} on {host}:{params.get('port', 5432)}"
+
+
+def first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+@contextlib.contextmanager
+def translated_errors(dsn: str) -> Iterator[None]:
+    """Turn driver errors raised inside into DatabaseError with one line."""
+    try:
+        yield
+    except psycopg.OperationalError as error:
+        raise DatabaseError(
+            f"cannot reach PostgreSQL ({describe(dsn)}): {first_line(error)}"
+        ) from error
+    except psycopg.Error as error:
+        raise DatabaseError(f"PostgreSQL refused: {first_line(error)}") from error
+    except (OSError, asyncpg.PostgresConnectionError) as error:
+        raise DatabaseError(
+            f"cannot reach PostgreSQL ({describe(dsn)}): {first_line(error)}"
+        ) from error
+    except asyncpg.PostgresError as error:
+        raise DatabaseError(f"PostgreSQL refused: {first_line(error)}") from error
+
+
+@contextlib.contextmanager
+def connect(dsn: str, **options: Any) -> Iterator[psycopg.Connection[Any]]:
+    """A psycopg connection for the CLI and migrations, errors translated."""
+    with translated_errors(check_dsn(dsn)):
+        connection = psycopg.connect(
+            dsn, connect_timeout=CONNECT_TIMEOUT_SECONDS, **options
+        )
+        with connection:
+            yield connection
+
+
+def asyncpg_arguments(dsn: str) -> dict[str, Any]:
+    """asyncpg reads URLs only; a libpq key=value string is mapped here."""
+    if dsn.startswith(("postgres://", "postgresql://")):
+        return {"dsn": dsn}
+    params = conninfo_to_dict(dsn)
+    names = {"host": "host", "port": "port", "user": "user", "password": "password"}
+    arguments: dict[str, Any] = {
+        names[key]: value for key, value in params.items() if key in names
+    }
+    if "dbname" in params:
+        arguments["database"] = params["dbname"]
+    return arguments
+
+
+async def connect_async(dsn: str) -> asyncpg.Connection:
+    """One asyncpg connection outside any pool, errors translated."""
+    with translated_errors(check_dsn(dsn)):
+        connection: asyncpg.Connection = await asyncpg.connect(
+            **asyncpg_arguments(dsn), timeout=CONNECT_TIMEOUT_SECONDS
+        )
+        return connection
+
+
+async def create_pool(dsn: str, max_size: int) -> asyncpg.Pool:
+    """The relay's asyncpg pool, errors translated."""
+    with translated_errors(check_dsn(dsn)):
+        pool: asyncpg.Pool = await asyncpg.create_pool(
+            **asyncpg_arguments(dsn),
+            min_size=1,
+            max_size=max_size,
+            timeout=CONNECT_TIMEOUT_SECONDS,
+        )
+        return pool
+
+
+@contextlib.asynccontextmanager
+async def open_pool(dsn: str, max_size: int) -> AsyncIterator[asyncpg.Pool]:
+    pool = await create_pool(dsn, max_size)
+    try:
+        yield pool
+    finally:
+        await pool.close()

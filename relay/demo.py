@@ -1,0 +1,312 @@
+"""The main job end to end: changes committed in PostgreSQL arrive as signed webhooks.
+
+Without a DSN it runs on a throwaway cluster that it removes afterwards. It seeds a
+company, a user, a project and a list, starts a receiver that verifies signatures,
+registers a webhook, runs the relay, and makes one change per captured event,
+printing each delivery as it arrives with the time from commit to receipt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import statistics
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+
+import asyncpg
+
+from relay import db, migrations, webhooks
+from relay.cluster import ThrowawayCluster
+from relay.errors import RelayError
+from relay.receiver import ReceivedRequest, Receiver
+from relay.service import RelayService
+from relay.settings import Settings
+
+PATH = "/demo"
+HEADER = f"{'#':>2}  {'EVENT':<28} {'SIGNATURE':<10} {'COMMIT TO RECEIPT':>17}"
+WAIT_SECONDS = 15.0
+
+# One change per captured event, each in its own transaction, in this order: the
+# event, the statement, and which of the demo's ids fill its parameters.
+STEPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    (
+        "TODO_LIST_CREATED",
+        "INSERT INTO todo_lists (id, project_id, title) VALUES ($1, $2, 'Backlog')",
+        ("next_list", "project"),
+    ),
+    (
+        "TODO_LIST_NAME_CHANGED",
+        "UPDATE todo_lists SET title = 'Next up' WHERE id = $1",
+        ("next_list",),
+    ),
+    (
+        "TODO_CREATED",
+        "INSERT INTO todos (id, todo_list_id, title, position)"
+        " VALUES ($1, $2, 'Call the supplier', 65535.5)",
+        ("todo", "inbox"),
+    ),
+    (
+        "TODO_NAME_CHANGED",
+        "UPDATE todos SET title = 'Call the supplier about 🚚' WHERE id = $1",
+        ("todo",),
+    ),
+    (
+        "TODO_MOVED",
+        "UPDATE todos SET todo_list_id = $2 WHERE id = $1",
+        ("todo", "next_list"),
+    ),
+    (
+        "COMMENT_CREATED",
+        "INSERT INTO comments (id, todo_id, text, html)"
+        " VALUES ($1, $2, 'Ask for Tuesday', '<p>Ask for Tuesday</p>')",
+        ("comment", "todo"),
+    ),
+    (
+        "COMMENT_UPDATED",
+        "UPDATE comments SET text = 'Ask for Wednesday' WHERE id = $1",
+        ("comment",),
+    ),
+    (
+        "TODO_CHECKLIST_CREATED",
+        "INSERT INTO todo_checklists (id, todo_id, title)"
+        " VALUES ($1, $2, 'Before the call')",
+        ("checklist", "todo"),
+    ),
+    (
+        "TODO_CHECKLIST_NAME_CHANGED",
+        "UPDATE todo_checklists SET title = 'Before calling' WHERE id = $1",
+        ("checklist",),
+    ),
+    (
+        "TODO_CHECKLIST_ITEM_CREATED",
+        "INSERT INTO todo_checklist_items (todo_checklist_id, title)"
+        " VALUES ($1, 'Find the order number')",
+        ("checklist",),
+    ),
+    ("COMMENT_DELETED", "DELETE FROM comments WHERE id = $1", ("comment",)),
+    (
+        "TODO_CHECKLIST_DELETED",
+        "DELETE FROM todo_checklists WHERE id = $1",
+        ("checklist",),
+    ),
+    ("TODO_DELETED", "DELETE FROM todos WHERE id = $1", ("todo",)),
+    ("TODO_LIST_DELETED", "DELETE FROM todo_lists WHERE id = $1", ("next_list",)),
+)
+
+
+@dataclass
+class Seed:
+    company_id: str
+    user_id: str
+    project_id: str
+    # Ids for the steps' parameters: the seeded Inbox and those the steps create.
+    ids: dict[str, str]
+
+
+async def run_demo(dsn: str | None) -> None:
+    """Run the demo on ``dsn``, or on a throwaway cluster when it is None."""
+    with throwaway_cluster_unless(dsn) as database:
+        await asyncio.to_thread(migrations.apply_migrations, database)
+        connection = await db.connect_async(database)
+        try:
+            seed = await seed_company(connection)
+            await deliver_changes(database, connection, seed)
+        finally:
+            await connection.close()
+
+
+@contextlib.contextmanager
+def throwaway_cluster_unless(dsn: str | None) -> Iterator[str]:
+    if dsn is not None:
+        say(f"Using the database at {db.describe(db.check_dsn(dsn))}.")
+        yield dsn
+        return
+    cluster = ThrowawayCluster()
+    try:
+        database = cluster.start()
+        say(f"Started a throwaway PostgreSQL cluster on 127.0.0.1:{cluster.port}.")
+        yield database
+    finally:
+        cluster.stop()
+        say("Stopped the throwaway cluster and removed its directory.")
+
+
+async def seed_company(connection: asyncpg.Connection) -> Seed:
+    """A company, a user who is a member of a project, and its Inbox list."""
+    suffix = secrets.token_hex(3)
+    async with connection.transaction():
+        company_id = await connection.fetchval(
+            "INSERT INTO companies (slug, name) VALUES ($1, 'Acme') RETURNING id",
+            f"acme-{suffix}",
+        )
+        user_id = await connection.fetchval(
+            "INSERT INTO users (company_id, email, first_name, last_name)"
+            " VALUES ($1, $2, 'Ada', 'Lovelace') RETURNING id",
+            company_id,
+            f"ada-{suffix}@example.org",
+        )
+        project_id = await connection.fetchval(
+            "INSERT INTO projects (company_id, slug, name)"
+            " VALUES ($1, $2, 'Operations') RETURNING id",
+            company_id,
+            f"ops-{suffix}",
+        )
+        await connection.execute(
+            "INSERT INTO project_users (project_id, user_id) VALUES ($1, $2)",
+            project_id,
+            user_id,
+        )
+        list_id = await connection.fetchval(
+            "INSERT INTO todo_lists (project_id, title, position)"
+            " VALUES ($1, 'Inbox', 131070) RETURNING id",
+            project_id,
+        )
+    say(f"Seeded company {company_id}, user {user_id}, project {project_id}.")
+    ids = {
+        "project": project_id,
+        "inbox": list_id,
+        "next_list": f"lst_demo_{suffix}",
+        "todo": f"tdo_demo_{suffix}",
+        "comment": f"cmt_demo_{suffix}",
+        "checklist": f"chk_demo_{suffix}",
+    }
+    return Seed(company_id, user_id, project_id, ids)
+
+
+async def deliver_changes(dsn: str, connection: asyncpg.Connection, seed: Seed) -> None:
+    commit_times: dict[str, float] = {}
+    printer = DeliveryPrinter(commit_times)
+
+    async with running_receiver(printer.print) as receiver:
+        webhook_id, secret = await asyncio.to_thread(
+            register_webhook, dsn, seed, receiver
+        )
+        receiver.expect_secret(PATH, secret)
+        try:
+            async with running_relay(dsn):
+                print(HEADER)
+                for number, (event, statement, keys) in enumerate(STEPS, start=1):
+                    await make_change(connection, seed, statement, keys)
+                    commit_times[event] = time.time()
+                    await receiver.wait_for(number, path=PATH, timeout=WAIT_SECONDS)
+                await check_recorded(connection, webhook_id)
+        finally:
+            await asyncio.to_thread(delete_webhook, dsn, webhook_id)
+
+    printer.summarise()
+
+
+async def make_change(
+    connection: asyncpg.Connection, seed: Seed, statement: str, keys: tuple[str, ...]
+) -> None:
+    async with connection.transaction():
+        # The application names the acting user for the triggers, per transaction.
+        await connection.execute(
+            "SELECT set_config('relay.actor_id', $1, true)", seed.user_id
+        )
+        await connection.execute(statement, *(seed.ids[key] for key in keys))
+
+
+def register_webhook(dsn: str, seed: Seed, receiver: Receiver) -> tuple[str, str]:
+    with db.connect(dsn) as connection:
+        created, secret = webhooks.create(
+            connection,
+            webhooks.NewWebhook(
+                name="Demo receiver",
+                url=receiver.url(PATH),
+                created_by_id=seed.user_id,
+                project_ids=[seed.project_id],
+            ),
+        )
+    say(f"Registered webhook {created['id']} for {receiver.url(PATH)}.")
+    return str(created["id"]), secret
+
+
+def delete_webhook(dsn: str, webhook_id: str) -> None:
+    with db.connect(dsn) as connection:
+        webhooks.delete(connection, webhook_id)
+
+
+async def check_recorded(connection: asyncpg.Connection, webhook_id: str) -> None:
+    """Every delivery ends marked delivered once its 2xx has been recorded."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    while time.monotonic() < deadline:
+        delivered = await connection.fetchval(
+            "SELECT count(*) FROM relay.deliveries"
+            " WHERE webhook_id = $1 AND state = 'delivered'",
+            webhook_id,
+        )
+        if delivered == len(STEPS):
+            say(f"All {delivered} deliveries are recorded as delivered.")
+            return
+        await asyncio.sleep(0.05)
+    raise RelayError("the deliveries were not all recorded as delivered in time")
+
+
+@contextlib.asynccontextmanager
+async def running_receiver(
+    on_request: Callable[[ReceivedRequest], None],
+) -> AsyncIterator[Receiver]:
+    receiver = Receiver(on_request)
+    await receiver.start()
+    try:
+        yield receiver
+    finally:
+        await receiver.stop()
+
+
+@contextlib.asynccontextmanager
+async def running_relay(dsn: str) -> AsyncIterator[RelayService]:
+    relay = RelayService(Settings(dsn=dsn, retry_delay=1.0))
+    task = asyncio.create_task(relay.run())
+    try:
+        async with asyncio.timeout(WAIT_SECONDS):
+            await relay.ready.wait()
+        say("The relay is listening.")
+        yield relay
+    finally:
+        relay.stop()
+        await task
+
+
+class DeliveryPrinter:
+    """Prints each delivery as it arrives and keeps the figures for a summary."""
+
+    def __init__(self, commit_times: dict[str, float]) -> None:
+        self.commit_times = commit_times
+        self.latencies_ms: list[float] = []
+        self.verified = 0
+
+    def print(self, request: ReceivedRequest) -> None:
+        event = request.payload["event"]
+        committed = self.commit_times.get(event)
+        latency = (
+            (request.received_at - committed) * 1000 if committed else float("nan")
+        )
+        self.latencies_ms.append(latency)
+        self.verified += bool(request.signature_verified)
+        signature = "verified" if request.signature_verified else "BAD"
+        number = len(self.latencies_ms)
+        print(
+            f"{number:>2}  {event:<28} {signature:<10} {latency:>14.1f} ms", flush=True
+        )
+
+    def summarise(self) -> None:
+        count = len(self.latencies_ms)
+        if count != len(STEPS) or self.verified != count:
+            raise RelayError(
+                f"{count} of {len(STEPS)} events arrived, {self.verified} verified"
+            )
+        print(
+            f"{count} events delivered, {self.verified} signatures verified; "
+            f"commit to receipt median {statistics.median(self.latencies_ms):.1f} ms, "
+            f"max {max(self.latencies_ms):.1f} ms."
+        )
+
+
+def say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)

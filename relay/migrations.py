@@ -1,0 +1,118 @@
+"""Applies the numbered files of ``sql/migrations`` in order, each exactly once.
+
+Each file runs in its own transaction and is recorded with a SHA-256 checksum of its
+text. A file edited after it was applied is refused: a migration that already ran
+cannot be changed, only followed by a new one. A transaction-scoped advisory lock
+makes two concurrent ``relay migrate`` runs take turns.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from relay import db
+from relay.errors import MigrationError
+from relay.queries import sql_root
+
+logger = logging.getLogger(__name__)
+
+_FILE_NAME = re.compile(r"^(?P<version>\d{4})_(?P<name>[a-z0-9_]+)\.sql$")
+
+# Any constant works; it only has to be the same for every relay.
+_ADVISORY_LOCK_KEY = 727_274_001
+
+_BOOTSTRAP = """
+CREATE SCHEMA IF NOT EXISTS relay;
+CREATE TABLE IF NOT EXISTS relay.schema_migrations (
+    version integer PRIMARY KEY,
+    name text NOT NULL,
+    checksum text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+);
+"""
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode("utf-8")).hexdigest()
+
+    @property
+    def label(self) -> str:
+        return f"{self.version:04d}_{self.name}"
+
+
+def discover(directory: Path | None = None) -> list[Migration]:
+    """The migrations on disk, in version order."""
+    folder = directory or sql_root() / "migrations"
+    found = []
+    for path in sorted(folder.glob("*.sql")):
+        match = _FILE_NAME.match(path.name)
+        if match is None:
+            raise MigrationError(f"migration file name not understood: {path.name}")
+        found.append(
+            Migration(
+                int(match["version"]), match["name"], path.read_text(encoding="utf-8")
+            )
+        )
+    return found
+
+
+def apply_migrations(dsn: str, directory: Path | None = None) -> list[str]:
+    """Apply what is not applied yet; return the labels of what was applied."""
+    migrations = discover(directory)
+    applied_now: list[str] = []
+
+    with db.connect(dsn, autocommit=True) as connection, db.translated_errors(dsn):
+        connection.execute("SELECT pg_advisory_lock(%s)", (_ADVISORY_LOCK_KEY,))
+        try:
+            connection.execute(_BOOTSTRAP)
+            rows = connection.execute(
+                "SELECT version, checksum FROM relay.schema_migrations"
+            ).fetchall()
+            applied = {version: checksum for version, checksum in rows}
+            check_unchanged(migrations, applied)
+
+            for migration in migrations:
+                if migration.version not in applied:
+                    apply_one(connection, migration)
+                    applied_now.append(migration.label)
+        finally:
+            connection.execute("SELECT pg_advisory_unlock(%s)", (_ADVISORY_LOCK_KEY,))
+
+    return applied_now
+
+
+def apply_one(connection: psycopg.Connection[Any], migration: Migration) -> None:
+    """Run one migration and record it, in one transaction."""
+    with connection.transaction():
+        connection.execute(migration.sql)
+        connection.execute(
+            "INSERT INTO relay.schema_migrations (version, name, checksum)"
+            " VALUES (%s, %s, %s)",
+            (migration.version, migration.name, migration.checksum),
+        )
+    logger.info("Applied migration %s.", migration.label, extra={"action": "migrate"})
+
+
+def check_unchanged(migrations: list[Migration], applied: dict[int, str]) -> None:
+    """Refuse when an applied migration's file no longer matches its checksum."""
+    for migration in migrations:
+        recorded = applied.get(migration.version)
+        if recorded is not None and recorded != migration.checksum:
+            raise MigrationError(
+                f"migration {migration.label} was edited after it was applied; "
+                "restore the file and add a new migration instead"
+            )

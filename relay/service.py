@@ -1,0 +1,316 @@
+"""The service loop: wake up, claim, build, sign, send, record; and stop cleanly.
+
+This is where PostgreSQL (claims, payloads) and HTTP (signing, delivery) meet.
+Requests run as tasks, at most ``max_in_flight`` at once; their results go to a
+recorder that writes them back in batches, so a burst of answers costs one round
+trip rather than one per delivery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+
+import asyncpg
+
+from relay import claims, db, payloads, signing
+from relay.claims import AttemptRecord, Claim
+from relay.delivery import Outcome, Request, Result, Sender
+from relay.errors import DatabaseError
+from relay.listener import Listener
+from relay.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+# Errors that a restart of PostgreSQL or a dropped connection can cause; the
+# service waits and tries again instead of exiting.
+TRANSIENT_DATABASE_ERRORS = (
+    DatabaseError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    OSError,
+)
+
+POOL_SIZE = 4
+
+
+class Recorder:
+    """Collects attempt results and writes them back in batches."""
+
+    def __init__(self, pool: asyncpg.Pool, retry_delay: float) -> None:
+        self._pool = pool
+        self._retry_delay = retry_delay
+        self._queue: asyncio.Queue[AttemptRecord | None] = asyncio.Queue()
+
+    def add(self, record: AttemptRecord) -> None:
+        self._queue.put_nowait(record)
+
+    def close(self) -> None:
+        """Ask ``run`` to flush what is queued and return."""
+        self._queue.put_nowait(None)
+
+    async def run(self) -> None:
+        closing = False
+        while not closing:
+            batch: list[AttemptRecord] = []
+            item = await self._queue.get()
+            while item is not None:
+                batch.append(item)
+                if self._queue.empty():
+                    break
+                item = self._queue.get_nowait()
+            closing = item is None
+            if batch:
+                await self._write(batch)
+
+    async def _write(self, batch: list[AttemptRecord]) -> None:
+        # An unrecorded attempt is not lost: its lease runs out and it is sent again.
+        while True:
+            try:
+                async with self._pool.acquire() as connection:
+                    await claims.record(connection, batch)
+                return
+            except TRANSIENT_DATABASE_ERRORS as error:
+                logger.warning(
+                    "Could not record %d attempts; trying again.",
+                    len(batch),
+                    extra={"action": "record", "error": str(error)},
+                )
+                await asyncio.sleep(self._retry_delay)
+
+
+class RelayService:
+    """One relay process: runs until ``stop`` is called, then drains and returns."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.ready = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._in_flight: dict[asyncio.Task[None], Claim] = {}
+
+    def stop(self) -> None:
+        """Take no new claims; let requests in flight finish within the grace."""
+        if not self._stopping.is_set():
+            logger.info("Stopping: no new claims.", extra={"action": "stop"})
+        self._stopping.set()
+        self._wake.set()
+
+    async def run(self) -> None:
+        settings = self.settings
+        listener = Listener(settings.dsn, self._wake)
+
+        async with (
+            db.open_pool(settings.dsn, POOL_SIZE) as pool,
+            Sender(
+                timeout=settings.request_timeout,
+                max_in_flight=settings.max_in_flight,
+            ) as sender,
+        ):
+            recorder = Recorder(pool, settings.retry_delay)
+            recorder_task = asyncio.create_task(recorder.run())
+            listener_task = asyncio.create_task(listener.run())
+            try:
+                await self._wait_until_listening(listener)
+                logger.info(
+                    "Relay started.",
+                    extra={"action": "start", "worker_id": settings.worker_id},
+                )
+                self.ready.set()
+                await self._pump(pool, sender, recorder)
+                await self._drain(pool)
+            finally:
+                listener_task.cancel()
+                recorder.close()
+                await self._finish(recorder_task)
+                await asyncio.gather(listener_task, return_exceptions=True)
+        logger.info("Relay stopped.", extra={"action": "stopped"})
+
+    async def _finish(self, recorder_task: asyncio.Task[None]) -> None:
+        """Let the recorder flush, but not forever if the database is gone."""
+        done, _ = await asyncio.wait(
+            {recorder_task}, timeout=self.settings.shutdown_grace
+        )
+        if not done:
+            logger.warning(
+                "Could not record the last attempts; they are sent again later.",
+                extra={"action": "record"},
+            )
+            recorder_task.cancel()
+            await asyncio.gather(recorder_task, return_exceptions=True)
+
+    async def _wait_until_listening(self, listener: Listener) -> None:
+        waiting = asyncio.create_task(listener.listening.wait())
+        stopping = asyncio.create_task(self._stopping.wait())
+        await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        waiting.cancel()
+        stopping.cancel()
+
+    async def _pump(
+        self, pool: asyncpg.Pool, sender: Sender, recorder: Recorder
+    ) -> None:
+        while not self._stopping.is_set():
+            self._wake.clear()
+            try:
+                claimed = await self._claim_and_send(pool, sender, recorder)
+            except TRANSIENT_DATABASE_ERRORS as error:
+                logger.warning(
+                    "Database unavailable; trying again.",
+                    extra={"action": "claim", "error": str(error)},
+                )
+                claimed = 0
+            if claimed < self.settings.batch_size or self._is_full():
+                await self._sleep_until_woken()
+
+    async def _claim_and_send(
+        self, pool: asyncpg.Pool, sender: Sender, recorder: Recorder
+    ) -> int:
+        free = self.settings.max_in_flight - len(self._in_flight)
+        if free <= 0:
+            return 0
+
+        async with pool.acquire() as connection:
+            await claims.fan_out(connection, self.settings.batch_size)
+            claimed = await claims.claim(
+                connection,
+                self.settings.worker_id,
+                min(free, self.settings.batch_size),
+                self.settings.lease,
+            )
+            bodies = await payloads.build(
+                connection, [item.delivery_id for item in claimed]
+            )
+
+        for item in claimed:
+            body = bodies.get(item.delivery_id)
+            if body is None:
+                continue  # its webhook was deleted since the claim
+            task = asyncio.create_task(self._deliver(item, body, sender, recorder))
+            self._in_flight[task] = item
+            task.add_done_callback(self._forget)
+        return len(claimed)
+
+    def _is_full(self) -> bool:
+        return len(self._in_flight) >= self.settings.max_in_flight
+
+    def _forget(self, task: asyncio.Task[None]) -> None:
+        claim = self._in_flight.pop(task, None)
+        self._wake.set()
+        if not task.cancelled() and task.exception() is not None:
+            # Not lost: the claim's lease runs out and the delivery is due again.
+            logger.error(
+                "Delivery task failed unexpectedly.",
+                exc_info=task.exception(),
+                extra={"action": "deliver", "claim": repr(claim)},
+            )
+
+    async def _sleep_until_woken(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), self.settings.poll_interval)
+
+    async def _deliver(
+        self, claim: Claim, body: bytes, sender: Sender, recorder: Recorder
+    ) -> None:
+        request = Request(claim.url, body, request_headers(claim, body))
+        result = await sender.send(request)
+
+        retry_in = None
+        if result.outcome is not Outcome.DELIVERED:
+            retry_in = self.settings.retry_delay
+        log_result(claim, result, retry_in)
+        # Synchronous from here on: a cancelled task either recorded or did not.
+        recorder.add(
+            AttemptRecord(
+                claim=claim,
+                outcome=result.outcome.value,
+                status_code=result.status_code,
+                duration_ms=result.duration_ms,
+                error=result.error,
+                response_excerpt=result.response_excerpt,
+                attempted_at=result.attempted_at,
+                retry_in_seconds=retry_in,
+            )
+        )
+
+    async def _drain(self, pool: asyncpg.Pool) -> None:
+        """Give requests in flight the grace period, then release the rest."""
+        if self._in_flight:
+            await asyncio.wait(
+                set(self._in_flight), timeout=self.settings.shutdown_grace
+            )
+        unfinished = {
+            task: claim for task, claim in self._in_flight.items() if not task.done()
+        }
+        for task in unfinished:
+            task.cancel()
+        await asyncio.gather(*unfinished, return_exceptions=True)
+        if not unfinished:
+            return
+
+        try:
+            async with pool.acquire() as connection:
+                await claims.release(
+                    connection, self.settings.worker_id, list(unfinished.values())
+                )
+        except TRANSIENT_DATABASE_ERRORS as error:
+            logger.warning(
+                "Could not release %d claims; they return when their lease ends.",
+                len(unfinished),
+                extra={"action": "release", "error": str(error)},
+            )
+            return
+        logger.info(
+            "Released %d unfinished claims.",
+            len(unfinished),
+            extra={"action": "release", "count": len(unfinished)},
+        )
+
+
+def request_headers(claim: Claim, body: bytes) -> dict[str, str]:
+    """Content type, both signature schemes and the delivery's identifiers."""
+    message_id = f"evt_{claim.event_id}"
+    headers = {
+        "Content-Type": "application/json",
+        "X-Relay-Event": claim.event,
+        "X-Relay-Delivery": str(claim.delivery_id),
+        "X-Relay-Attempt": str(claim.attempt),
+    }
+    headers.update(
+        signing.signature_headers(claim.secret, message_id, int(time.time()), body)
+    )
+    return headers
+
+
+def log_result(claim: Claim, result: Result, retry_in: float | None) -> None:
+    fields = {
+        "event_id": claim.event_id,
+        "webhook_id": claim.webhook_id,
+        "attempt": claim.attempt,
+        "status": result.status_code,
+        "duration_ms": round(result.duration_ms, 1),
+    }
+    if retry_in is None:
+        logger.info(
+            "Delivered %s.", claim.event, extra={"action": "delivered", **fields}
+        )
+    else:
+        logger.warning(
+            "Delivery of %s failed (%s); retrying in %g s.",
+            claim.event,
+            result.error,
+            retry_in,
+            extra={"action": "retrying", **fields},
+        )
+
+
+async def serve(settings: Settings) -> None:
+    """Run one relay until SIGTERM or SIGINT, then drain and return."""
+    relay = RelayService(settings)
+    loop = asyncio.get_running_loop()
+    for signal_number in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signal_number, relay.stop)
+    await relay.run()

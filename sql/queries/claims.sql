@@ -1,0 +1,111 @@
+-- Runtime queries of relay/claims.py. Parameters are positional ($1, $2, ...).
+
+-- name: fan_out_events
+-- Turn a batch of new events into one delivery per webhook that wants the event.
+WITH batch AS (
+    SELECT e.id, e.event, e.company_id, e.project_id, e.created_at
+    FROM relay.events e
+    WHERE e.fanned_out_at IS NULL
+    ORDER BY e.id
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
+),
+fanned_out AS (
+    INSERT INTO relay.deliveries (event_id, webhook_id)
+    SELECT batch.id, w.id
+    FROM batch
+    JOIN relay.webhooks w
+        ON w.enabled
+        -- A webhook receives what happens from its creation on.
+        AND w.created_at <= batch.created_at
+        AND (cardinality(w.events) = 0 OR batch.event = ANY (w.events))
+        AND (cardinality(w.project_ids) = 0 OR batch.project_id = ANY (w.project_ids))
+    -- Scope: the creator's company, and the creator a member of the project now.
+    JOIN public.users creator
+        ON creator.id = w.created_by_id
+        AND creator.company_id = batch.company_id
+    JOIN public.project_users membership
+        ON membership.project_id = batch.project_id
+        AND membership.user_id = w.created_by_id
+    ORDER BY batch.id, w.id
+    ON CONFLICT (event_id, webhook_id) DO NOTHING
+    RETURNING 1
+),
+marked AS (
+    UPDATE relay.events e
+    SET fanned_out_at = now()
+    FROM batch
+    WHERE e.id = batch.id
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM marked) AS events,
+       (SELECT count(*) FROM fanned_out) AS deliveries;
+
+-- name: claim_deliveries
+-- Claim due deliveries of enabled webhooks: count the attempt, stamp the lease.
+WITH due AS (
+    SELECT d.id
+    FROM relay.deliveries d
+    JOIN relay.webhooks w ON w.id = d.webhook_id AND w.enabled
+    WHERE d.state = 'pending' AND d.next_attempt_at <= now()
+    ORDER BY d.next_attempt_at, d.id
+    LIMIT $1
+    FOR UPDATE OF d SKIP LOCKED
+)
+UPDATE relay.deliveries d
+SET attempts = d.attempts + 1,
+    next_attempt_at = now() + make_interval(secs => $3),
+    claimed_by = $2,
+    updated_at = now()
+FROM due, relay.events e, relay.webhooks w
+WHERE d.id = due.id AND e.id = d.event_id AND w.id = d.webhook_id
+RETURNING d.id AS delivery_id, d.event_id, e.event, d.webhook_id, w.url, w.secret,
+          d.attempts AS attempt;
+
+-- name: record_attempts
+-- Write a batch of attempts; a success ends its delivery, a failure schedules it.
+WITH result AS (
+    SELECT *
+    FROM unnest($1::bigint[], $2::integer[], $3::text[], $4::integer[],
+                $5::double precision[], $6::text[], $7::text[], $8::timestamptz[],
+                $9::double precision[])
+        AS r (delivery_id, attempt, outcome, status_code, duration_ms, error,
+              response_excerpt, attempted_at, retry_in_seconds)
+),
+logged AS (
+    INSERT INTO relay.attempts (delivery_id, attempt, outcome, status_code,
+                                duration_ms, error, response_excerpt, attempted_at)
+    SELECT delivery_id, attempt, outcome, status_code, duration_ms, error,
+           response_excerpt, attempted_at
+    FROM result
+    RETURNING 1
+)
+UPDATE relay.deliveries d
+SET state = CASE WHEN r.outcome = 'delivered' THEN 'delivered' ELSE d.state END,
+    delivered_at = CASE WHEN r.outcome = 'delivered' THEN now() ELSE d.delivered_at END,
+    next_attempt_at = CASE
+        WHEN r.outcome = 'delivered' THEN d.next_attempt_at
+        ELSE now() + make_interval(secs => r.retry_in_seconds)
+    END,
+    claimed_by = NULL,
+    last_status_code = r.status_code,
+    last_error = r.error,
+    updated_at = now()
+FROM result r
+WHERE d.id = r.delivery_id
+    AND d.state = 'pending'
+    -- A failure reported after the lease ran out must not undo a newer claim.
+    AND (r.outcome = 'delivered' OR d.attempts = r.attempt);
+
+-- name: release_claims
+-- Give back claims that were never attempted, so another relay can take them now.
+UPDATE relay.deliveries d
+SET attempts = d.attempts - 1,
+    next_attempt_at = now(),
+    claimed_by = NULL,
+    updated_at = now()
+FROM unnest($1::bigint[], $2::integer[]) AS released (delivery_id, attempt)
+WHERE d.id = released.delivery_id
+    AND d.attempts = released.attempt
+    AND d.claimed_by = $3
+    AND d.state = 'pending';

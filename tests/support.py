@@ -1,0 +1,161 @@
+"""Shared pieces of the tests: a seeded world, a running relay, webhooks, waiting."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any, TypeVar
+
+import psycopg
+
+from relay import webhooks
+from relay.receiver import Receiver
+from relay.service import RelayService
+from relay.settings import Settings
+
+T = TypeVar("T")
+
+# Settings that make a relay quick to react in tests; timeouts stay generous.
+FAST = {
+    "poll_interval": 0.2,
+    "retry_delay": 0.2,
+    "request_timeout": 5.0,
+    "lease": 30.0,
+    "shutdown_grace": 2.0,
+}
+
+WORLD_SQL = """
+INSERT INTO companies (id, slug, name, description)
+VALUES ('cmp_acme', 'acme', 'Acme', 'Makes everything'),
+       ('cmp_globex', 'globex', 'Globex', NULL);
+INSERT INTO users (id, company_id, email, first_name, last_name)
+VALUES ('usr_alice', 'cmp_acme', 'alice@acme.test', 'Alice', 'Liddell'),
+       ('usr_carol', 'cmp_acme', 'carol@acme.test', 'Carol', 'Danvers'),
+       ('usr_bob', 'cmp_globex', 'bob@globex.test', 'Bob', 'Belcher');
+INSERT INTO projects (id, company_id, slug, name, category)
+VALUES ('prj_ops', 'cmp_acme', 'ops', 'Operations', 'ENGINEERING'),
+       ('prj_sales', 'cmp_acme', 'sales', 'Sales', NULL),
+       ('prj_globex', 'cmp_globex', 'plans', 'Plans', NULL);
+INSERT INTO project_users (project_id, user_id)
+VALUES ('prj_ops', 'usr_alice'), ('prj_sales', 'usr_alice'),
+       ('prj_sales', 'usr_carol'), ('prj_globex', 'usr_bob');
+INSERT INTO todo_lists (id, project_id, title, position)
+VALUES ('lst_inbox', 'prj_ops', 'Inbox', 131070),
+       ('lst_later', 'prj_ops', 'Later', 196605),
+       ('lst_pipeline', 'prj_sales', 'Pipeline', 65535);
+INSERT INTO todos (id, todo_list_id, title, html, text, position, created_by_id)
+VALUES ('tdo_base', 'lst_inbox', 'Call the supplier', '<p>Call</p>', 'Call',
+        65535.5, 'usr_alice'),
+       ('tdo_bare', 'lst_inbox', 'Water the plants', NULL, NULL, 98302.75, NULL);
+INSERT INTO todo_users (id, todo_id, user_id)
+VALUES ('tdu_base', 'tdo_base', 'usr_alice');
+INSERT INTO tags (id, project_id, title, color)
+VALUES ('tag_urgent', 'prj_ops', 'Urgent', 'red');
+INSERT INTO todo_tags (id, todo_id, tag_id)
+VALUES ('tdt_base', 'tdo_base', 'tag_urgent');
+INSERT INTO custom_fields (id, project_id, name, type)
+VALUES ('cfd_budget', 'prj_ops', 'Budget', 'CURRENCY');
+INSERT INTO todo_custom_fields (id, todo_id, custom_field_id, value)
+VALUES ('tcf_base', 'tdo_base', 'cfd_budget', '{"amount": "1200.50"}');
+INSERT INTO comments (id, todo_id, html, text, created_by_id)
+VALUES ('cmt_base', 'tdo_base', '<p>First</p>', 'First', 'usr_alice');
+INSERT INTO todo_checklists (id, todo_id, title, created_by_id)
+VALUES ('chk_base', 'tdo_base', 'Before the call', 'usr_alice');
+"""
+
+
+def seed_world(db: psycopg.Connection[Any]) -> None:
+    """Acme (Alice in Ops and Sales, Carol in Sales only) and Globex (Bob)."""
+    with db.transaction():
+        db.execute(WORLD_SQL)
+        # The seed's own events predate every webhook; a clean outbox is clearer.
+        db.execute("DELETE FROM relay.events")
+
+
+def add_webhook(
+    db: psycopg.Connection[Any],
+    receiver: Receiver,
+    path: str,
+    *,
+    created_by: str = "usr_alice",
+    events: Sequence[str] = (),
+    project_ids: Sequence[str] = (),
+    secret: str | None = None,
+) -> tuple[str, str]:
+    """Register a webhook POSTing to ``path``; return its id and secret."""
+    created, secret = webhooks.create(
+        db,
+        webhooks.NewWebhook(
+            name=f"test {path}",
+            url=receiver.url(path),
+            created_by_id=created_by,
+            events=events,
+            project_ids=project_ids,
+            secret=secret,
+        ),
+    )
+    receiver.expect_secret(path, secret)
+    return created["id"], secret
+
+
+def change(
+    db: psycopg.Connection[Any], sql: str, actor: str | None = "usr_alice"
+) -> None:
+    """Run ``sql`` in one transaction, naming the acting user as the README says."""
+    with db.transaction():
+        if actor is not None:
+            db.execute("SELECT set_config('relay.actor_id', %s, true)", (actor,))
+        db.execute(sql)
+
+
+@contextlib.asynccontextmanager
+async def running_relay(dsn: str, **overrides: Any) -> AsyncIterator[RelayService]:
+    """A relay in this process, ready (listening) on entry, drained on exit."""
+    settings = dataclasses.replace(Settings(dsn=dsn, **FAST), **overrides)
+    relay = RelayService(settings)
+    task = asyncio.create_task(relay.run())
+    ready = asyncio.create_task(relay.ready.wait())
+    try:
+        await asyncio.wait(
+            {task, ready}, timeout=15, return_when=asyncio.FIRST_COMPLETED
+        )
+        if task.done():
+            task.result()  # raises why the relay could not start
+        assert relay.ready.is_set(), "the relay did not start within 15 s"
+        yield relay
+    finally:
+        ready.cancel()
+        relay.stop()
+        async with asyncio.timeout(20):
+            await task
+
+
+async def eventually(
+    check: Callable[[], T], *, timeout: float = 10.0, interval: float = 0.02
+) -> T:
+    """Poll ``check`` until it returns something truthy; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s: {check}")
+        await asyncio.sleep(interval)
+
+
+def delivery_states(db: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
+    """(event, webhook_id, state, attempts) of every delivery, in event order."""
+    return db.execute(
+        "SELECT e.event, d.webhook_id, d.state, d.attempts"
+        " FROM relay.deliveries d JOIN relay.events e ON e.id = d.event_id"
+        " ORDER BY d.event_id, d.webhook_id"
+    ).fetchall()
+
+
+def all_delivered(db: psycopg.Connection[Any], expected: int) -> bool:
+    rows = delivery_states(db)
+    return len(rows) == expected and all(row[2] == "delivered" for row in rows)

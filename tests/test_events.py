@@ -1,0 +1,312 @@
+"""One SQL change per captured event reaches a real receiver exactly once.
+
+Each case runs its change after the webhook exists, against a seeded world
+(tests/support.py), and checks what the receiver got: the event name, the
+signature recomputed from the raw body, the nested context and the values of
+previousValue and currentValue as the contract describes them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+import pytest
+
+from relay.events import CAPTURED_EVENTS
+from relay.receiver import Receiver
+from tests.support import (
+    add_webhook,
+    all_delivered,
+    change,
+    eventually,
+    running_relay,
+    seed_world,
+)
+
+TODO_KEYS = {
+    "id", "uid", "title", "html", "text", "position", "archived", "done",
+    "startedAt", "duedAt", "timezone", "createdAt", "updatedAt", "createdById",
+    "todoListId", "todoUsers", "todoTags", "todoCustomFields", "todoList",
+}  # fmt: skip
+LIST_KEYS = {
+    "id", "uid", "title", "position", "createdAt", "updatedAt", "createdById",
+    "projectId", "project",
+}  # fmt: skip
+PROJECT_KEYS = {
+    "id", "uid", "slug", "name", "description", "archived", "category",
+    "createdAt", "updatedAt", "companyId", "company",
+}  # fmt: skip
+COMPANY_KEYS = {"id", "uid", "slug", "name", "description", "createdAt", "updatedAt"}
+COMMENT_KEYS = {
+    "id", "uid", "html", "text", "createdAt", "updatedAt", "createdById",
+    "todoId", "todo",
+}  # fmt: skip
+CHECKLIST_KEYS = {
+    "id", "uid", "title", "position", "createdAt", "updatedAt", "createdById",
+    "todoId", "todo",
+}  # fmt: skip
+ITEM_KEYS = {
+    "id", "uid", "title", "position", "done", "startedAt", "duedAt", "createdAt",
+    "updatedAt", "createdById", "todoChecklistId", "todoChecklist",
+}  # fmt: skip
+KEYS = {
+    "todo": TODO_KEYS,
+    "list": LIST_KEYS,
+    "comment": COMMENT_KEYS,
+    "checklist": CHECKLIST_KEYS,
+    "item": ITEM_KEYS,
+}
+
+
+@dataclass(frozen=True)
+class Case:
+    event: str
+    kind: str
+    sql: str
+    # Expected values in previousValue / currentValue; None means the value is null.
+    previous: dict[str, Any] | None
+    current: dict[str, Any] | None
+    # Where the entity hangs in the hierarchy, for the context checks.
+    project: str = "prj_ops"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+CASES = [
+    Case(
+        "TODO_CREATED",
+        "todo",
+        "INSERT INTO todos (id, todo_list_id, title, position, created_by_id)"
+        " VALUES ('tdo_new', 'lst_inbox', 'Write the brief', 131070.25, 'usr_alice')",
+        None,
+        {"id": "tdo_new", "title": "Write the brief", "position": "131070.25",
+         "todoListId": "lst_inbox", "done": False, "archived": False,
+         "createdById": "usr_alice", "todoUsers": [], "todoTags": []},
+    ),
+    Case(
+        "TODO_DELETED",
+        "todo",
+        "DELETE FROM todos WHERE id = 'tdo_bare'",
+        {"id": "tdo_bare", "title": "Water the plants", "position": "98302.75",
+         "todoListId": "lst_inbox", "html": None},
+        None,
+    ),
+    Case(
+        "TODO_MOVED",
+        "todo",
+        "UPDATE todos SET todo_list_id = 'lst_later' WHERE id = 'tdo_base'",
+        {"id": "tdo_base", "todoListId": "lst_inbox"},
+        {"id": "tdo_base", "todoListId": "lst_later"},
+    ),
+    Case(
+        "TODO_NAME_CHANGED",
+        "todo",
+        "UPDATE todos SET title = 'Call the supplier today' WHERE id = 'tdo_base'",
+        {"id": "tdo_base", "title": "Call the supplier"},
+        {"id": "tdo_base", "title": "Call the supplier today", "html": "<p>Call</p>"},
+    ),
+    Case(
+        "TODO_CHECKLIST_CREATED",
+        "checklist",
+        "INSERT INTO todo_checklists (id, todo_id, title)"
+        " VALUES ('chk_new', 'tdo_base', 'Prepare')",
+        None,
+        {"id": "chk_new", "title": "Prepare", "todoId": "tdo_base"},
+    ),
+    Case(
+        "TODO_CHECKLIST_NAME_CHANGED",
+        "checklist",
+        "UPDATE todo_checklists SET title = 'Before calling' WHERE id = 'chk_base'",
+        {"id": "chk_base", "title": "Before the call"},
+        {"id": "chk_base", "title": "Before calling"},
+    ),
+    Case(
+        "TODO_CHECKLIST_DELETED",
+        "checklist",
+        "DELETE FROM todo_checklists WHERE id = 'chk_base'",
+        {"id": "chk_base", "title": "Before the call", "todoId": "tdo_base"},
+        None,
+    ),
+    Case(
+        "TODO_CHECKLIST_ITEM_CREATED",
+        "item",
+        "INSERT INTO todo_checklist_items (id, todo_checklist_id, title, dued_at)"
+        " VALUES ('cki_new', 'chk_base', 'Find the number',"
+        " '2026-12-24 17:30:00.1234+01')",
+        None,
+        {"id": "cki_new", "title": "Find the number", "done": False,
+         "duedAt": "2026-12-24T16:30:00.123Z", "todoChecklistId": "chk_base"},
+    ),
+    Case(
+        "TODO_LIST_CREATED",
+        "list",
+        "INSERT INTO todo_lists (id, project_id, title, position)"
+        " VALUES ('lst_new', 'prj_ops', 'Done', 262140)",
+        None,
+        {"id": "lst_new", "title": "Done", "position": 262140, "projectId": "prj_ops"},
+    ),
+    Case(
+        "TODO_LIST_DELETED",
+        "list",
+        "DELETE FROM todo_lists WHERE id = 'lst_later'",
+        {"id": "lst_later", "title": "Later", "position": 196605},
+        None,
+    ),
+    Case(
+        "TODO_LIST_NAME_CHANGED",
+        "list",
+        "UPDATE todo_lists SET title = 'Someday' WHERE id = 'lst_later'",
+        {"id": "lst_later", "title": "Later"},
+        {"id": "lst_later", "title": "Someday"},
+    ),
+    Case(
+        "COMMENT_CREATED",
+        "comment",
+        "INSERT INTO comments (id, todo_id, html, text, created_by_id)"
+        " VALUES ('cmt_new', 'tdo_base', '<p>Ask 🙂</p>', 'Ask 🙂', 'usr_alice')",
+        None,
+        {"id": "cmt_new", "html": "<p>Ask 🙂</p>", "text": "Ask 🙂",
+         "todoId": "tdo_base", "createdById": "usr_alice"},
+    ),
+    Case(
+        "COMMENT_DELETED",
+        "comment",
+        "DELETE FROM comments WHERE id = 'cmt_base'",
+        {"id": "cmt_base", "text": "First", "todoId": "tdo_base"},
+        None,
+    ),
+    Case(
+        "COMMENT_UPDATED",
+        "comment",
+        "UPDATE comments SET text = 'Edited', html = '<p>Edited</p>'"
+        " WHERE id = 'cmt_base'",
+        {"id": "cmt_base", "text": "First", "html": "<p>First</p>"},
+        {"id": "cmt_base", "text": "Edited", "html": "<p>Edited</p>"},
+    ),
+]  # fmt: skip
+
+
+def test_the_cases_cover_every_captured_event() -> None:
+    assert sorted(case.event for case in CASES) == sorted(CAPTURED_EVENTS)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.event for case in CASES])
+async def test_one_change_gives_one_signed_nested_delivery(
+    case: Case, db: psycopg.Connection[Any], dsn: str, receiver: Receiver
+) -> None:
+    seed_world(db)
+    webhook_id, secret = add_webhook(db, receiver, "/hook")
+
+    async with running_relay(dsn):
+        change(db, case.sql, actor="usr_alice")
+        [request] = await receiver.wait_for(1, path="/hook")
+        await eventually(lambda: all_delivered(db, expected=1))
+
+    assert len(receiver.requests) == 1
+    expected_signature = hmac.new(
+        secret.encode(), request.body, hashlib.sha256
+    ).hexdigest()
+    assert request.headers["X-Signature"] == expected_signature
+    assert request.headers["Content-Type"] == "application/json"
+    payload = request.payload
+    assert set(payload) == {"event", "webhook", "previousValue", "currentValue"}
+    assert payload["event"] == case.event
+    assert payload["webhook"]["id"] == webhook_id
+    assert "secret" not in payload["webhook"]
+    check_value(payload["previousValue"], case.previous, case.kind)
+    check_value(payload["currentValue"], case.current, case.kind)
+    assert db.execute("SELECT event, actor_id FROM relay.events").fetchall() == [
+        (case.event, "usr_alice")
+    ]
+
+
+def check_value(value: Any, expected: dict[str, Any] | None, kind: str) -> None:
+    if expected is None:
+        assert value is None
+        return
+    assert set(value) == KEYS[kind]
+    assert {key: value[key] for key in expected} == expected
+    check_context(value, kind)
+
+
+def check_context(value: dict[str, Any], kind: str) -> None:
+    """The record, list, project and company arrive nested inside the entity."""
+    if kind == "item":
+        assert set(value["todoChecklist"]) == CHECKLIST_KEYS
+        value, kind = value["todoChecklist"], "checklist"
+    if kind in ("comment", "checklist"):
+        assert value["todo"]["id"] == "tdo_base"
+        value, kind = value["todo"], "todo"
+    if kind == "todo":
+        assert set(value["todoList"]) == LIST_KEYS
+        assert value["todoList"]["id"] == value["todoListId"]
+        value = value["todoList"]
+    project = value["project"]
+    assert set(project) == PROJECT_KEYS
+    assert project["id"] == value["projectId"] == "prj_ops"
+    assert project["name"] == "Operations"
+    assert project["category"] == "ENGINEERING"
+    assert set(project["company"]) == COMPANY_KEYS
+    assert project["company"]["id"] == project["companyId"] == "cmp_acme"
+    assert project["company"]["name"] == "Acme"
+
+
+async def test_a_record_carries_its_assignees_tags_and_custom_fields(
+    db: psycopg.Connection[Any], dsn: str, receiver: Receiver
+) -> None:
+    seed_world(db)
+    add_webhook(db, receiver, "/hook")
+
+    async with running_relay(dsn):
+        change(db, "UPDATE todos SET title = 'Renamed' WHERE id = 'tdo_base'")
+        [request] = await receiver.wait_for(1, path="/hook")
+
+    todo = request.payload["currentValue"]
+    assert [(item["id"], item["userId"]) for item in todo["todoUsers"]] == [
+        ("tdu_base", "usr_alice")
+    ]
+    assert todo["todoUsers"][0]["user"]["email"] == "alice@acme.test"
+    assert [(item["tagId"], item["tag"]["title"]) for item in todo["todoTags"]] == [
+        ("tag_urgent", "Urgent")
+    ]
+    [field_value] = todo["todoCustomFields"]
+    assert field_value["customFieldId"] == "cfd_budget"
+    assert field_value["value"] == {"amount": "1200.50"}
+    assert field_value["customField"]["name"] == "Budget"
+    assert todo["createdAt"].endswith("Z")
+    assert len(todo["createdAt"]) == len("2026-01-05T09:00:00.000Z")
+
+
+async def test_renaming_and_moving_in_one_statement_gives_two_events_in_order(
+    db: psycopg.Connection[Any], dsn: str, receiver: Receiver
+) -> None:
+    seed_world(db)
+    add_webhook(db, receiver, "/hook")
+
+    change(
+        db,
+        "UPDATE todos SET title = 'Moved', todo_list_id = 'lst_later'"
+        " WHERE id = 'tdo_base'",
+    )
+    async with running_relay(dsn):
+        requests = await receiver.wait_for(2, path="/hook")
+
+    assert [request.event for request in requests] == [
+        "TODO_NAME_CHANGED",
+        "TODO_MOVED",
+    ]
+
+
+async def test_an_update_that_changes_nothing_tracked_emits_nothing(
+    db: psycopg.Connection[Any],
+) -> None:
+    seed_world(db)
+
+    change(db, "UPDATE todos SET updated_at = now(), title = title")
+    change(db, "UPDATE comments SET updated_at = now() WHERE id = 'cmt_base'")
+    change(db, "UPDATE todo_lists SET title = title, position = 1")
+
+    assert db.execute("SELECT count(*) FROM relay.events").fetchone() == (0,)

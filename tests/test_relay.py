@@ -1,0 +1,218 @@
+"""The relay's promises: nothing lost, nothing to the wrong webhook, nothing twice."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from typing import Any
+
+import psycopg
+
+from relay.receiver import Receiver
+from tests.support import (
+    add_webhook,
+    all_delivered,
+    change,
+    delivery_states,
+    eventually,
+    running_relay,
+    seed_world,
+)
+
+NEW_TODO = (
+    "INSERT INTO todos (id, todo_list_id, title) VALUES ('{id}', '{list}', '{id}')"
+)
+
+
+async def test_a_rolled_back_transaction_produces_no_event(
+    db: psycopg.Connection[Any], dsn: str, receiver: Receiver
+) -> None:
+    seed_world(db)
+    add_webhook(db, receiver, "/hook")
+
+    async with running_relay(dsn):
+        with db.transaction(force_rollback=True):
+            db.execute(NEW_TODO.format(id="tdo_rolled_back", list="lst_inbox"))
+        change(db, NEW_TODO.format(id="tdo_committed", list="lst_inbox"))
+        await receiver.wait_for(1, path="/hook")
+        await eventually(lambda: all_delivered(db, expected=1))
+
+    assert [request.payload["currentValue"]["id"] for request in receiver.requests] == [
+        "tdo_committed"
+    ]
+    assert db.execute("SELECT entity_id FROM relay.events").fetchall() == [
+        ("tdo_committed",)
+    ]
+
+
+async def test_events_committed_while_no_relay_ran_are_delivered_on_start(
+    db: psycopg.Connection[Any], dsn: str, receiver: Receiver
+) -> None:
+    seed_world(db)
+    add_webhook(db, receiver, "/hook")
+    for number in range(3):
+        change(db, NEW_TODO.format(id=f"tdo_offline_{number}", list="lst_inbox"))
+
+    async with running_relay(dsn, poll_interval=30.0):
+        requests = await receiver.wait_for(3, path="/hook")
+        await eventually(lambda: all_delivered(db, expected=3))
+
+    assert sorted(request.payload["currentValue"]["id"] for request in requests) == [
+        "tdo_offline_0",
+        "tdo_offline_1",
+        "tdo_offline_2",
+    ]
+
+
+async def test_only_webhooks_whose_filters_and_scope_match_receive_an_event(
+    db: psycopg.Connection[Any], dsn: str, receiver: Receiver
+) -> None:
+    seed_world(db)
+    db.execute(
+        "INSERT INTO projects (id, company_id, slug, name)"
+        " VALUES ('prj_hidden', 'cmp_acme', 'hidden', 'Hidden')"
+    )
+    add_webhook(db, receiver, "/all")
+    add_webhook(db, receiver, "/this-event", events=["TODO_CREATED"])
+    add_webhook(db, receiver, "/this-project", project_ids=["prj_ops"])
+    add_webhook(db, receiver, "/other-event", events=["COMMENT_CREATED"])
+    add_webhook(db, receiver, "/other-project", project_ids=["prj_sales"])
+    disabled, _ = add_webhook(db, receiver, "/disabled")
+    db.execute("UPDATE relay.webhooks SET enabled = false WHERE id = %s", (disabled,))
+    add_webhook(db, receiver, "/other-company", created_by="usr_bob")
+    add_webhook(db, receiver, "/not-a-member", created_by="usr_carol")
+
+    async with running_relay(dsn):
+        change(db, NEW_TODO.format(id="tdo_scoped", list="lst_inbox"))
+        await receiver.wait_for(3)
+        await eventually(lambda: all_delivered(db, expected=3))
+
+    assert sorted(request.path for request in receiver.requests) == [
+        "/all",
+        "/this-event",
+        "/this-project",
+    ]
+    assert all(request.signature_verified for request in receiver.requests)
+
+
+async def test_removing_a_member_stops_their_webhook_from_the_next_event(
+    db: psycopg.Connection[Any], dsn: str, receiver: Receiver
+) -> None:
+    seed_world(db)
+    add_webhook(db, receiver, "/alice")
+
+    async with running_relay(dsn):
+        change(db, NEW_TODO.format(id="tdo_before", list="lst_inbox"))
+        await receiver.wait_for(1, path="/alice")
+        change(
+            db,
+            "DELETE FROM project_users WHERE user_id = 'usr_alice'"
+            " AND project_id = 'prj_ops'",
+        )
+        change(db, NEW_TODO.format(id="tdo_after", list="lst_inbox"))
+        await eventually(
+            lambda: (
+                db.execute(
+                    "SELECT bool_and(fanned_out_at IS NOT NULL) FROM relay.events"
+                ).fetchone()
+                == (True,)
+            )
+        )
+
+    assert [request.payload["currentValue"]["id"] for request in receiver.requests] == [
+        "tdo_before"
+    ]
+
+
+async def test_two_relays_deliver_each_event_to_each_webhook_once(
+    db: psycopg.Connection[Any], dsn: str, receiver: Receiver
+) -> None:
+    seed_world(db)
+    add_webhook(db, receiver, "/first")
+    add_webhook(db, receiver, "/second")
+    events = 150
+
+    async with (
+        running_relay(dsn, batch_size=10, max_in_flight=8, worker_id="relay-a"),
+        running_relay(dsn, batch_size=10, max_in_flight=8, worker_id="relay-b"),
+    ):
+        for start in range(0, events, 10):
+            values = ", ".join(
+                f"('tdo_pair_{number}', 'lst_inbox', 'pair {number}')"
+                for number in range(start, start + 10)
+            )
+            change(db, f"INSERT INTO todos (id, todo_list_id, title) VALUES {values}")
+        await receiver.wait_for(2 * events, timeout=60)
+        await eventually(lambda: all_delivered(db, expected=2 * events), timeout=30)
+
+    received = collections.Counter(
+        (request.path, request.headers["webhook-id"]) for request in receiver.requests
+    )
+    assert len(received) == 2 * events
+    assert set(received.values()) == {1}
+    attempts = db.execute(
+        "SELECT count(*), count(DISTINCT delivery_id) FROM relay.attempts"
+    ).fetchone()
+    assert attempts == (2 * events, 2 * events)
+    workers = db.execute(
+        "SELECT count(DISTINCT claimed_by) FROM relay.deliveries"
+    ).fetchone()
+    assert workers == (0,)  # every claim was ended by its result
+
+
+async def test_a_failed_delivery_is_retried_and_every_attempt_recorded(
+    db: psycopg.Connection[Any], dsn: str, receiver: Receiver
+) -> None:
+    seed_world(db)
+    webhook_id, _ = add_webhook(db, receiver, "/flaky")
+    receiver.answer("/flaky", 500)
+
+    async with running_relay(dsn, retry_delay=0.3):
+        change(db, NEW_TODO.format(id="tdo_retried", list="lst_inbox"))
+        first, second = await receiver.wait_for(2, path="/flaky")
+        await eventually(lambda: all_delivered(db, expected=1))
+
+    assert (first.status_sent, second.status_sent) == (500, 200)
+    assert first.body == second.body
+    assert first.headers["webhook-id"] == second.headers["webhook-id"]
+    assert (first.headers["X-Relay-Attempt"], second.headers["X-Relay-Attempt"]) == (
+        "1",
+        "2",
+    )
+    assert delivery_states(db) == [("TODO_CREATED", webhook_id, "delivered", 2)]
+    attempts = db.execute(
+        "SELECT attempt, outcome, status_code, error, response_excerpt"
+        " FROM relay.attempts ORDER BY attempt"
+    ).fetchall()
+    assert attempts == [
+        (1, "failed", 500, "HTTP 500 from the receiver", "no"),
+        (2, "delivered", 200, None, "ok"),
+    ]
+
+
+async def test_no_lock_is_held_while_a_request_is_on_the_wire(
+    db: psycopg.Connection[Any], dsn: str, receiver: Receiver
+) -> None:
+    seed_world(db)
+    add_webhook(db, receiver, "/slow")
+    arrived = asyncio.Event()
+    release = asyncio.Event()
+    receiver.hold("/slow", arrived, release)
+
+    async with running_relay(dsn):
+        change(db, NEW_TODO.format(id="tdo_slow", list="lst_inbox"))
+        async with asyncio.timeout(10):
+            await arrived.wait()
+        # While the receiver holds the request, every row can be locked at once.
+        with db.transaction():
+            db.execute("SET LOCAL lock_timeout = '1s'")
+            db.execute("SELECT * FROM relay.deliveries FOR UPDATE NOWAIT")
+            db.execute("SELECT * FROM relay.events FOR UPDATE NOWAIT")
+        in_transaction = db.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND state LIKE 'idle in transaction%'"
+        ).fetchone()
+        release.set()
+        await eventually(lambda: all_delivered(db, expected=1))
+
+    assert in_transaction == (0,)
