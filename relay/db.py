@@ -30,9 +30,13 @@ def check_dsn(dsn: str | None) -> str:
             "(for example postgresql://postgres@127.0.0.1:5432/app)"
         )
     try:
-        conninfo_to_dict(dsn)
+        params = conninfo_to_dict(dsn)
     except psycopg.ProgrammingError as error:
         raise ConfigError(f"malformed database DSN: {first_line(error)}") from error
+    # libpq's parser keeps any port text; asyncpg would fail on it with a ValueError.
+    for port in str(params.get("port", "")).split(","):
+        if port and not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
+            raise ConfigError(f"malformed database DSN: invalid port {port!r}")
     return dsn
 
 
@@ -101,6 +105,15 @@ async def connect_async(dsn: str) -> asyncpg.Connection:
         return connection
 
 
+# Why the relay's own writes skip the wait for the WAL flush: a claim, a fan-out or
+# an attempt lost in a crash of PostgreSQL only means a delivery is made again,
+# which at-least-once delivery allows; the application's writes are not affected.
+RELAY_SESSION_SETTINGS = {
+    "application_name": "relay",
+    "synchronous_commit": "off",
+}
+
+
 async def create_pool(dsn: str, max_size: int) -> asyncpg.Pool:
     """The relay's asyncpg pool, errors translated."""
     with translated_errors(check_dsn(dsn)):
@@ -109,6 +122,7 @@ async def create_pool(dsn: str, max_size: int) -> asyncpg.Pool:
             min_size=1,
             max_size=max_size,
             timeout=CONNECT_TIMEOUT_SECONDS,
+            server_settings=RELAY_SESSION_SETTINGS,
         )
         return pool
 

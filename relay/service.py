@@ -199,7 +199,8 @@ class RelayService:
 
     def _forget(self, task: asyncio.Task[None]) -> None:
         claim = self._in_flight.pop(task, None)
-        self._wake.set()
+        if len(self._in_flight) == self.settings.max_in_flight - 1:
+            self._wake.set()  # a slot opened while the pump waited for one
         if not task.cancelled() and task.exception() is not None:
             # Not lost: the claim's lease runs out and the delivery is due again.
             logger.error(
