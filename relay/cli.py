@@ -279,6 +279,10 @@ def demo_command(dsn: str | None) -> None:
     Example:
       relay demo
     """
+    root = click.get_current_context().find_root()
+    if root.get_parameter_source("log_level") is click.core.ParameterSource.DEFAULT:
+        # The demo prints each delivery itself; routine log lines would bury them.
+        logformat.configure("warning", root.params["log_format"])
     asyncio.run(demo.run_demo(dsn or None))
 
 

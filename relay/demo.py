@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 
@@ -280,9 +281,12 @@ class DeliveryPrinter:
         self.commit_times = commit_times
         self.latencies_ms: list[float] = []
         self.verified = 0
+        self.created_todo: dict[str, Any] | None = None
 
     def print(self, request: ReceivedRequest) -> None:
         event = request.payload["event"]
+        if event == "TODO_CREATED":
+            self.created_todo = request.payload["currentValue"]
         committed = self.commit_times.get(event)
         latency = (
             (request.received_at - committed) * 1000 if committed else float("nan")
@@ -306,6 +310,14 @@ class DeliveryPrinter:
             f"commit to receipt median {statistics.median(self.latencies_ms):.1f} ms, "
             f"max {max(self.latencies_ms):.1f} ms."
         )
+        if self.created_todo is not None:
+            todo = self.created_todo
+            project = todo["todoList"]["project"]
+            print(
+                f"TODO_CREATED carried its context: todo {todo['title']!r} in list "
+                f"{todo['todoList']['title']!r} of project {project['name']!r} "
+                f"of company {project['company']['name']!r}."
+            )
 
 
 def say(message: str) -> None:
