@@ -310,3 +310,48 @@ async def test_an_update_that_changes_nothing_tracked_emits_nothing(
     change(db, "UPDATE todo_lists SET title = title, position = 1")
 
     assert db.execute("SELECT count(*) FROM relay.events").fetchone() == (0,)
+
+
+def test_a_session_search_path_can_neither_break_nor_hijack_capture(
+    db: psycopg.Connection[Any],
+) -> None:
+    seed_world(db)
+    db.execute(
+        "CREATE SCHEMA decoy;"
+        " CREATE TABLE decoy.todo_lists (id text, project_id text);"
+        " INSERT INTO decoy.todo_lists VALUES ('lst_inbox', 'prj_globex');"
+        " CREATE TABLE decoy.events (LIKE relay.events);"
+    )
+
+    with db.transaction():
+        db.execute("SET LOCAL search_path = decoy, public")
+        db.execute(
+            "INSERT INTO todos (id, todo_list_id, title)"
+            " VALUES ('tdo_decoy', 'lst_inbox', 'Decoy')"
+        )
+    with db.transaction():
+        db.execute("SET LOCAL search_path = nowhere")
+        db.execute("UPDATE public.todos SET title = 'No path' WHERE id = 'tdo_decoy'")
+
+    captured = db.execute(
+        "SELECT event, entity_id, company_id, project_id FROM relay.events ORDER BY id"
+    ).fetchall()
+    assert captured == [
+        ("TODO_CREATED", "tdo_decoy", "cmp_acme", "prj_ops"),
+        ("TODO_NAME_CHANGED", "tdo_decoy", "cmp_acme", "prj_ops"),
+    ]
+    assert db.execute("SELECT count(*) FROM decoy.events").fetchone() == (0,)
+
+
+def test_the_actor_is_whoever_the_transaction_names_or_null(
+    db: psycopg.Connection[Any],
+) -> None:
+    seed_world(db)
+
+    change(db, "UPDATE todos SET title = 'By Carol' WHERE id = 'tdo_base'", "usr_carol")
+    change(db, "UPDATE todos SET title = 'By nobody' WHERE id = 'tdo_base'", None)
+
+    assert db.execute("SELECT actor_id FROM relay.events ORDER BY id").fetchall() == [
+        ("usr_carol",),
+        (None,),
+    ]
