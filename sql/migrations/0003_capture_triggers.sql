@@ -1,5 +1,5 @@
 -- Capture: statement-level triggers with transition tables write one outbox row per
--- event, in the writing transaction, and ring the doorbell.
+-- event, in the writing transaction; a trigger on the outbox rings the doorbell.
 --
 -- Why statement-level: one INSERT ... SELECT per statement whatever its row count,
 -- so a bulk UPDATE costs one set-based insert instead of one trigger call per row.
@@ -14,33 +14,52 @@ AS $$
     SELECT nullif(current_setting('relay.actor_id', true), '')
 $$;
 
-CREATE FUNCTION relay.ring_doorbell_v1() RETURNS void
-LANGUAGE sql VOLATILE
+-- Where a list or a todo belongs: the captures below look context up here.
+CREATE VIEW relay.list_contexts_v1 AS
+SELECT l.id AS todo_list_id, l.project_id, p.company_id
+FROM public.todo_lists l
+JOIN public.projects p ON p.id = l.project_id;
+
+CREATE VIEW relay.todo_contexts_v1 AS
+SELECT t.id AS todo_id, c.project_id, c.company_id
+FROM public.todos t
+JOIN relay.list_contexts_v1 c ON c.todo_list_id = t.todo_list_id;
+
+-- The doorbell rings once per statement that wrote events, whichever capture wrote
+-- them; PostgreSQL folds identical notifications of one transaction into one.
+CREATE FUNCTION relay.ring_doorbell_v1() RETURNS trigger
+LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_notify('relay_events_v1', '')
+BEGIN
+    IF EXISTS (SELECT FROM new_events) THEN
+        PERFORM pg_notify('relay_events_v1', '');
+    END IF;
+    RETURN NULL;
+END;
 $$;
+
+CREATE TRIGGER relay_doorbell_trigger AFTER INSERT ON relay.events
+    REFERENCING NEW TABLE AS new_events
+    FOR EACH STATEMENT EXECUTE FUNCTION relay.ring_doorbell_v1();
 
 CREATE FUNCTION relay.capture_todos_v1() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    captured bigint;
 BEGIN
     IF TG_OP = 'INSERT' THEN
         INSERT INTO relay.events (event, entity, entity_id, company_id, project_id,
                                   actor_id, previous_value, current_value)
-        SELECT 'TODO_CREATED', 'todo', n.id, p.company_id, l.project_id,
+        SELECT 'TODO_CREATED', 'todo', n.id, c.company_id, c.project_id,
                relay.actor_id_v1(), NULL, to_jsonb(n)
         FROM new_rows n
-        LEFT JOIN public.todo_lists l ON l.id = n.todo_list_id
-        LEFT JOIN public.projects p ON p.id = l.project_id
+        LEFT JOIN relay.list_contexts_v1 c ON c.todo_list_id = n.todo_list_id
         ORDER BY n.id;
     ELSIF TG_OP = 'UPDATE' THEN
         INSERT INTO relay.events (event, entity, entity_id, company_id, project_id,
                                   actor_id, previous_value, current_value)
-        SELECT change.event, 'todo', n.id, p.company_id, l.project_id,
+        SELECT change.event, 'todo', n.id, c.company_id, c.project_id,
                relay.actor_id_v1(), to_jsonb(o), to_jsonb(n)
         FROM old_rows o
         JOIN new_rows n ON n.id = o.id
@@ -48,26 +67,20 @@ BEGIN
             (1, 'TODO_NAME_CHANGED', o.title IS DISTINCT FROM n.title),
             (2, 'TODO_MOVED', o.todo_list_id IS DISTINCT FROM n.todo_list_id)
         ) AS change (ordinal, event, happened)
-        LEFT JOIN public.todo_lists l ON l.id = n.todo_list_id
-        LEFT JOIN public.projects p ON p.id = l.project_id
+        LEFT JOIN relay.list_contexts_v1 c ON c.todo_list_id = n.todo_list_id
         WHERE change.happened
         ORDER BY n.id, change.ordinal;
     ELSE
         -- TODO(issue 3): keep the context of a todo whose list went in the same cascade.
         INSERT INTO relay.events (event, entity, entity_id, company_id, project_id,
                                   actor_id, previous_value, current_value)
-        SELECT 'TODO_DELETED', 'todo', o.id, p.company_id, l.project_id,
+        SELECT 'TODO_DELETED', 'todo', o.id, c.company_id, c.project_id,
                relay.actor_id_v1(), to_jsonb(o), NULL
         FROM old_rows o
-        LEFT JOIN public.todo_lists l ON l.id = o.todo_list_id
-        LEFT JOIN public.projects p ON p.id = l.project_id
+        LEFT JOIN relay.list_contexts_v1 c ON c.todo_list_id = o.todo_list_id
         ORDER BY o.id;
     END IF;
 
-    GET DIAGNOSTICS captured = ROW_COUNT;
-    IF captured > 0 THEN
-        PERFORM relay.ring_doorbell_v1();
-    END IF;
     RETURN NULL;
 END;
 $$;
@@ -76,8 +89,6 @@ CREATE FUNCTION relay.capture_todo_lists_v1() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    captured bigint;
 BEGIN
     IF TG_OP = 'INSERT' THEN
         INSERT INTO relay.events (event, entity, entity_id, company_id, project_id,
@@ -107,10 +118,6 @@ BEGIN
         ORDER BY o.id;
     END IF;
 
-    GET DIAGNOSTICS captured = ROW_COUNT;
-    IF captured > 0 THEN
-        PERFORM relay.ring_doorbell_v1();
-    END IF;
     RETURN NULL;
 END;
 $$;
@@ -119,47 +126,35 @@ CREATE FUNCTION relay.capture_comments_v1() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    captured bigint;
 BEGIN
     IF TG_OP = 'INSERT' THEN
         INSERT INTO relay.events (event, entity, entity_id, company_id, project_id,
                                   actor_id, previous_value, current_value)
-        SELECT 'COMMENT_CREATED', 'comment', n.id, p.company_id, l.project_id,
+        SELECT 'COMMENT_CREATED', 'comment', n.id, c.company_id, c.project_id,
                relay.actor_id_v1(), NULL, to_jsonb(n)
         FROM new_rows n
-        LEFT JOIN public.todos t ON t.id = n.todo_id
-        LEFT JOIN public.todo_lists l ON l.id = t.todo_list_id
-        LEFT JOIN public.projects p ON p.id = l.project_id
+        LEFT JOIN relay.todo_contexts_v1 c ON c.todo_id = n.todo_id
         ORDER BY n.id;
     ELSIF TG_OP = 'UPDATE' THEN
         INSERT INTO relay.events (event, entity, entity_id, company_id, project_id,
                                   actor_id, previous_value, current_value)
-        SELECT 'COMMENT_UPDATED', 'comment', n.id, p.company_id, l.project_id,
+        SELECT 'COMMENT_UPDATED', 'comment', n.id, c.company_id, c.project_id,
                relay.actor_id_v1(), to_jsonb(o), to_jsonb(n)
         FROM old_rows o
         JOIN new_rows n ON n.id = o.id
-        LEFT JOIN public.todos t ON t.id = n.todo_id
-        LEFT JOIN public.todo_lists l ON l.id = t.todo_list_id
-        LEFT JOIN public.projects p ON p.id = l.project_id
+        LEFT JOIN relay.todo_contexts_v1 c ON c.todo_id = n.todo_id
         WHERE (o.html, o.text) IS DISTINCT FROM (n.html, n.text)
         ORDER BY n.id;
     ELSE
         INSERT INTO relay.events (event, entity, entity_id, company_id, project_id,
                                   actor_id, previous_value, current_value)
-        SELECT 'COMMENT_DELETED', 'comment', o.id, p.company_id, l.project_id,
+        SELECT 'COMMENT_DELETED', 'comment', o.id, c.company_id, c.project_id,
                relay.actor_id_v1(), to_jsonb(o), NULL
         FROM old_rows o
-        LEFT JOIN public.todos t ON t.id = o.todo_id
-        LEFT JOIN public.todo_lists l ON l.id = t.todo_list_id
-        LEFT JOIN public.projects p ON p.id = l.project_id
+        LEFT JOIN relay.todo_contexts_v1 c ON c.todo_id = o.todo_id
         ORDER BY o.id;
     END IF;
 
-    GET DIAGNOSTICS captured = ROW_COUNT;
-    IF captured > 0 THEN
-        PERFORM relay.ring_doorbell_v1();
-    END IF;
     RETURN NULL;
 END;
 $$;
@@ -168,47 +163,35 @@ CREATE FUNCTION relay.capture_todo_checklists_v1() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    captured bigint;
 BEGIN
     IF TG_OP = 'INSERT' THEN
         INSERT INTO relay.events (event, entity, entity_id, company_id, project_id,
                                   actor_id, previous_value, current_value)
-        SELECT 'TODO_CHECKLIST_CREATED', 'todo_checklist', n.id, p.company_id,
-               l.project_id, relay.actor_id_v1(), NULL, to_jsonb(n)
+        SELECT 'TODO_CHECKLIST_CREATED', 'todo_checklist', n.id, c.company_id,
+               c.project_id, relay.actor_id_v1(), NULL, to_jsonb(n)
         FROM new_rows n
-        LEFT JOIN public.todos t ON t.id = n.todo_id
-        LEFT JOIN public.todo_lists l ON l.id = t.todo_list_id
-        LEFT JOIN public.projects p ON p.id = l.project_id
+        LEFT JOIN relay.todo_contexts_v1 c ON c.todo_id = n.todo_id
         ORDER BY n.id;
     ELSIF TG_OP = 'UPDATE' THEN
         INSERT INTO relay.events (event, entity, entity_id, company_id, project_id,
                                   actor_id, previous_value, current_value)
-        SELECT 'TODO_CHECKLIST_NAME_CHANGED', 'todo_checklist', n.id, p.company_id,
-               l.project_id, relay.actor_id_v1(), to_jsonb(o), to_jsonb(n)
+        SELECT 'TODO_CHECKLIST_NAME_CHANGED', 'todo_checklist', n.id, c.company_id,
+               c.project_id, relay.actor_id_v1(), to_jsonb(o), to_jsonb(n)
         FROM old_rows o
         JOIN new_rows n ON n.id = o.id
-        LEFT JOIN public.todos t ON t.id = n.todo_id
-        LEFT JOIN public.todo_lists l ON l.id = t.todo_list_id
-        LEFT JOIN public.projects p ON p.id = l.project_id
+        LEFT JOIN relay.todo_contexts_v1 c ON c.todo_id = n.todo_id
         WHERE o.title IS DISTINCT FROM n.title
         ORDER BY n.id;
     ELSE
         INSERT INTO relay.events (event, entity, entity_id, company_id, project_id,
                                   actor_id, previous_value, current_value)
-        SELECT 'TODO_CHECKLIST_DELETED', 'todo_checklist', o.id, p.company_id,
-               l.project_id, relay.actor_id_v1(), to_jsonb(o), NULL
+        SELECT 'TODO_CHECKLIST_DELETED', 'todo_checklist', o.id, c.company_id,
+               c.project_id, relay.actor_id_v1(), to_jsonb(o), NULL
         FROM old_rows o
-        LEFT JOIN public.todos t ON t.id = o.todo_id
-        LEFT JOIN public.todo_lists l ON l.id = t.todo_list_id
-        LEFT JOIN public.projects p ON p.id = l.project_id
+        LEFT JOIN relay.todo_contexts_v1 c ON c.todo_id = o.todo_id
         ORDER BY o.id;
     END IF;
 
-    GET DIAGNOSTICS captured = ROW_COUNT;
-    IF captured > 0 THEN
-        PERFORM relay.ring_doorbell_v1();
-    END IF;
     RETURN NULL;
 END;
 $$;
@@ -218,24 +201,16 @@ CREATE FUNCTION relay.capture_todo_checklist_items_v1() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    captured bigint;
 BEGIN
     INSERT INTO relay.events (event, entity, entity_id, company_id, project_id,
                               actor_id, previous_value, current_value)
-    SELECT 'TODO_CHECKLIST_ITEM_CREATED', 'todo_checklist_item', n.id, p.company_id,
-           l.project_id, relay.actor_id_v1(), NULL, to_jsonb(n)
+    SELECT 'TODO_CHECKLIST_ITEM_CREATED', 'todo_checklist_item', n.id, c.company_id,
+           c.project_id, relay.actor_id_v1(), NULL, to_jsonb(n)
     FROM new_rows n
-    LEFT JOIN public.todo_checklists c ON c.id = n.todo_checklist_id
-    LEFT JOIN public.todos t ON t.id = c.todo_id
-    LEFT JOIN public.todo_lists l ON l.id = t.todo_list_id
-    LEFT JOIN public.projects p ON p.id = l.project_id
+    LEFT JOIN public.todo_checklists k ON k.id = n.todo_checklist_id
+    LEFT JOIN relay.todo_contexts_v1 c ON c.todo_id = k.todo_id
     ORDER BY n.id;
 
-    GET DIAGNOSTICS captured = ROW_COUNT;
-    IF captured > 0 THEN
-        PERFORM relay.ring_doorbell_v1();
-    END IF;
     RETURN NULL;
 END;
 $$;
