@@ -25,13 +25,13 @@ from relay.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-# Errors that a restart of PostgreSQL or a dropped connection can cause; the
-# service waits and tries again instead of exiting.
+# Errors that a restart of PostgreSQL or a dropped connection can cause (a restart
+# ends sessions with admin_shutdown, a PostgresError); the service waits and tries
+# again instead of exiting.
 TRANSIENT_DATABASE_ERRORS = (
     DatabaseError,
-    asyncpg.PostgresConnectionError,
+    asyncpg.PostgresError,
     asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
     OSError,
 )
 
