@@ -2,8 +2,8 @@
 
 Each file runs in its own transaction and is recorded with a SHA-256 checksum of its
 text. A file edited after it was applied is refused: a migration that already ran
-cannot be changed, only followed by a new one. A transaction-scoped advisory lock
-makes two concurrent ``relay migrate`` runs take turns.
+cannot be changed, only followed by a new one. An advisory lock, held for
+the whole run, makes two concurrent ``relay migrate`` runs take turns.
 """
 
 from __future__ import annotations
@@ -57,15 +57,18 @@ class Migration:
 def discover(directory: Path | None = None) -> list[Migration]:
     """The migrations on disk, in version order."""
     folder = directory or sql_root() / "migrations"
-    found = []
+    found: list[Migration] = []
     for path in sorted(folder.glob("*.sql")):
         match = _FILE_NAME.match(path.name)
         if match is None:
             raise MigrationError(f"migration file name not understood: {path.name}")
-        found.append(
-            Migration(
-                int(match["version"]), match["name"], path.read_text(encoding="utf-8")
+        version = int(match["version"])
+        if found and found[-1].version == version:
+            raise MigrationError(
+                f"migrations {found[-1].label} and {path.stem} share a version"
             )
+        found.append(
+            Migration(version, match["name"], path.read_text(encoding="utf-8"))
         )
     return found
 

@@ -1,0 +1,197 @@
+"""The real ``relay run`` and ``relay demo`` processes: start, deliver, stop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+import pytest
+
+from relay import demo
+from relay.events import CAPTURED_EVENTS
+from relay.receiver import Receiver
+from tests.support import (
+    add_webhook,
+    all_delivered,
+    change,
+    delivery_states,
+    eventually,
+    running_relay,
+    seed_world,
+)
+
+NEW_TODO = (
+    "INSERT INTO todos (id, todo_list_id, title) VALUES ('tdo_run', 'lst_inbox', 'Run')"
+)
+# One delivery line of the demo: number, event, signature, commit to receipt.
+ROW = re.compile(r" ?(\d+)  (\w+) +(\w+) +\d+\.\d ms")
+FAST = ["--poll-interval", "0.2", "--retry-delay", "0.2"]
+
+
+@dataclass
+class RelayProcess:
+    process: asyncio.subprocess.Process
+    # The JSON log lines of its stderr, parsed, as they arrive.
+    log: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def messages(self) -> list[str]:
+        return [line["message"] for line in self.log]
+
+    async def stop(self, signal_number: signal.Signals) -> int:
+        """Send the signal and return the exit status, which must come within 15 s."""
+        self.process.send_signal(signal_number)
+        async with asyncio.timeout(15):
+            return await self.process.wait()
+
+
+@contextlib.asynccontextmanager
+async def relay_process(dsn: str, *options: str) -> AsyncIterator[RelayProcess]:
+    """``relay run`` as a subprocess, started (listening) on entry, killed if left."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "relay",
+        "--log-format",
+        "json",
+        "run",
+        *FAST,
+        *options,
+        env={**os.environ, "DATABASE_URL": dsn},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    relay = RelayProcess(process)
+    reader = asyncio.create_task(read_log(process, relay.log))
+    try:
+        await eventually(
+            lambda: "Relay started." in relay.messages or reader.done(), timeout=15
+        )
+        assert "Relay started." in relay.messages, reader.result()
+        yield relay
+    finally:
+        if process.returncode is None:
+            process.kill()
+        async with asyncio.timeout(15):
+            await process.wait()
+            await reader
+
+
+async def read_log(process: asyncio.subprocess.Process, log: list[Any]) -> str:
+    """Parse every stderr line as JSON until the end; return what was no JSON."""
+    assert process.stderr is not None
+    unparsed = []
+    async for line in process.stderr:
+        try:
+            log.append(json.loads(line))
+        except json.JSONDecodeError:
+            unparsed.append(line.decode())
+    return "".join(unparsed)
+
+
+@pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGINT])
+async def test_the_relay_process_delivers_and_exits_0_on_a_signal(
+    db: psycopg.Connection[Any],
+    dsn: str,
+    receiver: Receiver,
+    signal_number: signal.Signals,
+) -> None:
+    seed_world(db)
+    webhook_id, _ = add_webhook(db, receiver, "/hook")
+
+    async with relay_process(dsn) as relay:
+        change(db, NEW_TODO)
+        [request] = await receiver.wait_for(1, path="/hook")
+        await eventually(lambda: all_delivered(db, expected=1))
+        status = await relay.stop(signal_number)
+
+    assert status == 0
+    assert request.signature_verified is True
+    assert request.payload["currentValue"]["id"] == "tdo_run"
+    assert delivery_states(db) == [("TODO_CREATED", webhook_id, "delivered", 1)]
+    assert relay.messages[-2:] == ["Stopping: no new claims.", "Relay stopped."]
+
+
+async def test_a_request_held_past_the_grace_is_released_for_another_relay(
+    db: psycopg.Connection[Any], dsn: str, receiver: Receiver
+) -> None:
+    seed_world(db)
+    webhook_id, _ = add_webhook(db, receiver, "/slow")
+    arrived = asyncio.Event()
+    release = asyncio.Event()
+    receiver.hold("/slow", arrived, release)
+
+    async with relay_process(dsn, "--shutdown-grace", "0.5") as relay:
+        change(db, NEW_TODO)
+        async with asyncio.timeout(10):
+            await arrived.wait()
+        status = await relay.stop(signal.SIGTERM)
+    released = db.execute(
+        "SELECT state, claimed_by, attempts, next_attempt_at <= now()"
+        " FROM relay.deliveries"
+    ).fetchall()
+    attempts_recorded = db.execute("SELECT count(*) FROM relay.attempts").fetchone()
+
+    # The held request is answered only now, long after its relay hung up.
+    release.set()
+    await receiver.wait_for(1, path="/slow")
+    async with running_relay(dsn):
+        await receiver.wait_for(2, path="/slow")
+        await eventually(lambda: all_delivered(db, expected=1))
+
+    assert status == 0
+    assert released == [("pending", None, 0, True)]
+    assert attempts_recorded == (0,)
+    assert relay.messages[-3:] == [
+        "Stopping: no new claims.",
+        "Released 1 unfinished claims.",
+        "Relay stopped.",
+    ]
+    abandoned, delivered = receiver.on("/slow")
+    assert abandoned.body == delivered.body
+    assert abandoned.headers["X-Relay-Attempt"] == "1"
+    assert delivered.headers["X-Relay-Attempt"] == "1"
+    assert delivery_states(db) == [("TODO_CREATED", webhook_id, "delivered", 1)]
+    assert db.execute(
+        "SELECT attempt, outcome, status_code FROM relay.attempts"
+    ).fetchall() == [(1, "delivered", 200)]
+
+
+def test_the_demo_delivers_each_captured_event_verified_and_cleans_up(
+    db: psycopg.Connection[Any], dsn: str
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "relay", "demo", "--dsn", dsn],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    header, rows, summary, context = lines[0], lines[1:15], lines[15], lines[16:]
+    assert header == demo.HEADER
+    # A row that does not match stays whole, so a failure shows it.
+    printed = [match.groups() if (match := ROW.fullmatch(row)) else row for row in rows]
+    assert printed == [
+        (str(number), event, "verified")
+        for number, (event, _, _) in enumerate(demo.STEPS, start=1)
+    ]
+    assert sorted(event for _, event, _ in printed) == sorted(CAPTURED_EVENTS)
+    assert summary.startswith("14 events delivered, 14 signatures verified; ")
+    assert context == [
+        "TODO_CREATED carried its context: todo 'Call the supplier' in list 'Inbox'"
+        " of project 'Operations' of company 'Acme'."
+    ]
+    assert db.execute("SELECT count(*) FROM relay.webhooks").fetchone() == (0,)
