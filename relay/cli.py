@@ -14,8 +14,8 @@ from typing import Any, TypeVar
 
 import click
 
-from relay import db, demo, logformat, migrations, service, webhooks
-from relay.errors import RelayError
+from relay import db, logformat, migrations, webhooks
+from relay.errors import ConfigError, RelayError
 from relay.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -140,7 +140,10 @@ def run(dsn: str | None, **options: Any) -> None:
     """
     settings = Settings(dsn=db.check_dsn(dsn), **options)
     if settings.lease <= settings.request_timeout:
-        raise click.BadParameter("--lease must be longer than --request-timeout")
+        raise ConfigError("--lease must be longer than --request-timeout")
+    # Imported here, like the demo: aiohttp is only needed by these two commands.
+    from relay import service
+
     asyncio.run(service.serve(settings))
 
 
@@ -283,6 +286,8 @@ def demo_command(dsn: str | None) -> None:
     if root.get_parameter_source("log_level") is click.core.ParameterSource.DEFAULT:
         # The demo prints each delivery itself; routine log lines would bury them.
         logformat.configure("warning", root.params["log_format"])
+    from relay import demo
+
     asyncio.run(demo.run_demo(dsn or None))
 
 

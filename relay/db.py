@@ -87,12 +87,18 @@ def asyncpg_arguments(dsn: str) -> dict[str, Any]:
     if dsn.startswith(("postgres://", "postgresql://")):
         return {"dsn": dsn}
     params = conninfo_to_dict(dsn)
-    names = {"host": "host", "port": "port", "user": "user", "password": "password"}
+    names = {
+        "host": "host",
+        "port": "port",
+        "user": "user",
+        "password": "password",
+        "dbname": "database",
+        # asyncpg's ssl takes the same words as libpq's sslmode.
+        "sslmode": "ssl",
+    }
     arguments: dict[str, Any] = {
         names[key]: value for key, value in params.items() if key in names
     }
-    if "dbname" in params:
-        arguments["database"] = params["dbname"]
     return arguments
 
 

@@ -98,10 +98,30 @@ def apply_migrations(dsn: str, directory: Path | None = None) -> list[str]:
     return applied_now
 
 
+def unapplied(dsn: str) -> list[str]:
+    """The labels of the migrations on disk that this database has not applied."""
+    migrations = discover()
+    with db.connect(dsn, autocommit=True) as connection, db.translated_errors(dsn):
+        [table] = connection.execute(
+            "SELECT to_regclass('relay.schema_migrations')"
+        ).fetchone() or (None,)
+        applied = set()
+        if table is not None:
+            rows = connection.execute("SELECT version FROM relay.schema_migrations")
+            applied = {version for (version,) in rows}
+    return [item.label for item in migrations if item.version not in applied]
+
+
 def apply_one(connection: psycopg.Connection[Any], migration: Migration) -> None:
     """Run one migration and record it, in one transaction."""
     with connection.transaction():
-        connection.execute(migration.sql)
+        try:
+            connection.execute(migration.sql)
+        except psycopg.DatabaseError as error:
+            raise MigrationError(
+                f"migration {migration.label} failed and was rolled back: "
+                f"{db.first_line(error)}"
+            ) from error
         connection.execute(
             "INSERT INTO relay.schema_migrations (version, name, checksum)"
             " VALUES (%s, %s, %s)",

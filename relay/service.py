@@ -16,10 +16,10 @@ import time
 
 import asyncpg
 
-from relay import claims, db, payloads, signing
+from relay import claims, db, migrations, payloads, signing
 from relay.claims import AttemptRecord, Claim
 from relay.delivery import Outcome, Request, Result, Sender
-from relay.errors import DatabaseError
+from relay.errors import DatabaseError, MigrationError
 from relay.listener import Listener
 from relay.settings import Settings
 
@@ -102,6 +102,12 @@ class RelayService:
 
     async def run(self) -> None:
         settings = self.settings
+        missing = await asyncio.to_thread(migrations.unapplied, settings.dsn)
+        if missing:
+            raise MigrationError(
+                f"the database lacks migrations {', '.join(missing)}; "
+                "run relay migrate first"
+            )
         listener = Listener(settings.dsn, self._wake)
 
         async with (

@@ -68,6 +68,10 @@ def create(connection: Connection, webhook: NewWebhook) -> tuple[dict[str, Any],
     url = check_url(webhook.url)
     events = check_events(webhook.events)
     project_ids = list(dict.fromkeys(webhook.project_ids))
+    if webhook.secret is not None and not webhook.secret.strip():
+        raise ConfigError(
+            "a secret must not be empty; leave --secret out to generate one"
+        )
     secret = webhook.secret or generate_secret()
     named = queries.load("webhooks")
 

@@ -214,6 +214,10 @@ def test_an_unknown_webhook_id_is_one_line_and_status_2(
             "project 'prj_globex' is not in the creator's company",
         ),
         (["--name", " "], "a webhook needs a non-empty name"),
+        (
+            ["--secret", ""],
+            "a secret must not be empty; leave --secret out to generate one",
+        ),
     ],
 )
 def test_create_refuses_bad_input_and_writes_nothing(
@@ -302,3 +306,12 @@ def test_migrate_on_a_migrated_database_says_it_is_up_to_date(
     assert result.stderr.splitlines() == ["The database is up to date."]
     assert db.execute(recorded).fetchall() == before
     assert [version for version, _ in before] == [1, 2, 3, 4]
+
+
+def test_a_lease_no_longer_than_the_request_timeout_is_refused(dsn: str) -> None:
+    result = relay_command("run", "--lease", "5", "--request-timeout", "10", dsn=dsn)
+
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "relay: error: --lease must be longer than --request-timeout"
+    ]

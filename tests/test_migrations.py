@@ -19,7 +19,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from relay import migrations
-from relay.errors import DatabaseError, MigrationError
+from relay.errors import MigrationError
 from relay.queries import sql_root
 from tests.support import eventually
 
@@ -210,11 +210,12 @@ def test_a_failing_migration_leaves_nothing_of_itself_behind(
     half_done = "CREATE TABLE public.half_done (id int);\nSELECT * FROM no_such_table;"
     (folder / "0005_half_done.sql").write_text(half_done, encoding="utf-8")
 
-    with pytest.raises(DatabaseError) as refused:
+    with pytest.raises(MigrationError) as refused:
         migrations.apply_migrations(empty_dsn, folder)
 
     assert str(refused.value) == (
-        'PostgreSQL refused: relation "no_such_table" does not exist'
+        "migration 0005_half_done failed and was rolled back:"
+        ' relation "no_such_table" does not exist'
     )
     assert versions(empty) == [1, 2, 3, 4]
     assert not table_exists(empty, "public.half_done")
@@ -248,3 +249,25 @@ def test_a_badly_named_file_is_refused_before_anything_is_applied(
     assert str(refused.value) == message
     assert not table_exists(empty, "relay.schema_migrations")
     assert not table_exists(empty, "public.notes")
+
+
+def test_the_relay_refuses_to_run_on_a_database_that_is_not_migrated(
+    empty_dsn: str,
+) -> None:
+    environment = {**os.environ, "DATABASE_URL": empty_dsn}
+
+    result = subprocess.run(
+        [sys.executable, "-m", "relay", "run"],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "relay: error: the database lacks migrations "
+        + ", ".join(SHIPPED)
+        + "; run relay migrate first"
+    ]

@@ -216,3 +216,18 @@ async def test_no_lock_is_held_while_a_request_is_on_the_wire(
         await eventually(lambda: all_delivered(db, expected=1))
 
     assert in_transaction == (0,)
+
+
+async def test_a_libpq_key_value_dsn_works_as_well_as_a_url(
+    db: psycopg.Connection[Any], dsn: str, receiver: Receiver
+) -> None:
+    seed_world(db)
+    add_webhook(db, receiver, "/hook")
+    key_value = psycopg.conninfo.make_conninfo(dsn, sslmode="disable")
+
+    async with running_relay(key_value):
+        change(db, NEW_TODO.format(id="tdo_key_value", list="lst_inbox"))
+        [request] = await receiver.wait_for(1, path="/hook")
+
+    assert key_value.startswith(("host=", "user=", "dbname=", "port="))
+    assert request.payload["currentValue"]["id"] == "tdo_key_value"
