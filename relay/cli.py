@@ -248,8 +248,7 @@ def enable_webhook(dsn: str | None, webhook_id: str) -> None:
     Example:
       relay webhooks enable wh_0123456789abcdef0123
     """
-    with db.connect(db.check_dsn(dsn)) as connection:
-        click.echo(json.dumps(webhooks.set_enabled(connection, webhook_id, True)))
+    switch_webhook(dsn, webhook_id, enabled=True)
 
 
 @webhooks_group.command(name="disable")
@@ -262,8 +261,12 @@ def disable_webhook(dsn: str | None, webhook_id: str) -> None:
     Example:
       relay webhooks disable wh_0123456789abcdef0123
     """
+    switch_webhook(dsn, webhook_id, enabled=False)
+
+
+def switch_webhook(dsn: str | None, webhook_id: str, *, enabled: bool) -> None:
     with db.connect(db.check_dsn(dsn)) as connection:
-        click.echo(json.dumps(webhooks.set_enabled(connection, webhook_id, False)))
+        click.echo(json.dumps(webhooks.set_enabled(connection, webhook_id, enabled)))
 
 
 @cli.command(name="demo")

@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import os
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, TypeVar
@@ -159,3 +162,22 @@ def delivery_states(db: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
 def all_delivered(db: psycopg.Connection[Any], expected: int) -> bool:
     rows = delivery_states(db)
     return len(rows) == expected and all(row[2] == "delivered" for row in rows)
+
+
+def relay_command(
+    *arguments: str, dsn: str | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Run the real ``relay`` command with DATABASE_URL set to ``dsn`` (or unset)."""
+    environment = {
+        key: value for key, value in os.environ.items() if key != "DATABASE_URL"
+    }
+    if dsn is not None:
+        environment["DATABASE_URL"] = dsn
+    return subprocess.run(
+        [sys.executable, "-m", "relay", *arguments],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 from typing import Any
 
 import psycopg
 import pytest
 
-from tests.support import change, seed_world
+from tests.support import change, relay_command, seed_world
 
 UNREACHABLE = "postgresql://postgres@127.0.0.1:1/postgres"
 NO_DATABASE = (
@@ -22,25 +20,6 @@ NO_DATABASE = (
 NEW_TODO = (
     "INSERT INTO todos (id, todo_list_id, title) VALUES ('tdo_a', 'lst_inbox', 'a')"
 )
-
-
-def relay_command(
-    *arguments: str, dsn: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    """Run ``relay`` with DATABASE_URL set to ``dsn``, or unset when it is None."""
-    environment = {
-        key: value for key, value in os.environ.items() if key != "DATABASE_URL"
-    }
-    if dsn is not None:
-        environment["DATABASE_URL"] = dsn
-    return subprocess.run(
-        [sys.executable, "-m", "relay", *arguments],
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def create_webhook(dsn: str, *arguments: str) -> subprocess.CompletedProcess[str]:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import glob
 import os
-import subprocess
-import sys
 import tempfile
 
 from relay.demo import STEPS
 from relay.events import CAPTURED_EVENTS
+from tests.support import relay_command
 
 DEMO_EVENTS = [event for event, _, _ in STEPS]
 
@@ -34,15 +33,8 @@ def test_the_demo_delivers_the_14_events_and_leaves_nothing_behind() -> None:
     temporary = tempfile.gettempdir()
     directories_before = set(glob.glob(os.path.join(temporary, "relay-pg-*")))
     servers_before = postgres_processes()
-    environment = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
 
-    finished = subprocess.run(
-        [sys.executable, "-m", "relay", "demo"],
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    finished = relay_command("demo", timeout=120)
 
     assert finished.returncode == 0, finished.stderr
     rows = [line.split() for line in finished.stdout.splitlines()]

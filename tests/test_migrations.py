@@ -21,7 +21,7 @@ from psycopg.conninfo import make_conninfo
 from relay import migrations
 from relay.errors import MigrationError
 from relay.queries import sql_root
-from tests.support import eventually
+from tests.support import eventually, relay_command
 
 SHIPPED = [
     "0001_application_schema",
@@ -170,13 +170,7 @@ def test_the_migrate_command_refuses_an_edited_migration_with_status_1(
         " WHERE version = 3"
     )
 
-    result = subprocess.run(
-        [sys.executable, "-m", "relay", "migrate", "--dsn", dsn],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = relay_command("migrate", dsn=dsn)
 
     assert result.returncode == 1
     assert result.stderr.splitlines() == [
@@ -254,16 +248,7 @@ def test_a_badly_named_file_is_refused_before_anything_is_applied(
 def test_the_relay_refuses_to_run_on_a_database_that_is_not_migrated(
     empty_dsn: str,
 ) -> None:
-    environment = {**os.environ, "DATABASE_URL": empty_dsn}
-
-    result = subprocess.run(
-        [sys.executable, "-m", "relay", "run"],
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = relay_command("run", dsn=empty_dsn)
 
     assert result.returncode == 1
     assert result.stderr.splitlines() == [

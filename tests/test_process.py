@@ -26,6 +26,7 @@ from tests.support import (
     change,
     delivery_states,
     eventually,
+    relay_command,
     running_relay,
     seed_world,
 )
@@ -170,13 +171,7 @@ async def test_a_request_held_past_the_grace_is_released_for_another_relay(
 def test_the_demo_delivers_each_captured_event_verified_and_cleans_up(
     db: psycopg.Connection[Any], dsn: str
 ) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "relay", "demo", "--dsn", dsn],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = relay_command("demo", dsn=dsn, timeout=120)
 
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
