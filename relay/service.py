@@ -162,30 +162,30 @@ class RelayService:
         while not self._stopping.is_set():
             self._wake.clear()
             try:
-                claimed = await self._claim_and_send(pool, sender, recorder)
+                more_waiting = await self._claim_and_send(pool, sender, recorder)
             except TRANSIENT_DATABASE_ERRORS as error:
                 logger.warning(
                     "Database unavailable; trying again.",
                     extra={"action": "claim", "error": str(error)},
                 )
-                claimed = 0
-            if claimed < self.settings.batch_size or self._is_full():
+                more_waiting = False
+            if not more_waiting or self._is_full():
                 await self._sleep_until_woken()
 
     async def _claim_and_send(
         self, pool: asyncpg.Pool, sender: Sender, recorder: Recorder
-    ) -> int:
+    ) -> bool:
+        """Fan out and claim one batch; return whether a full batch suggests more."""
         free = self.settings.max_in_flight - len(self._in_flight)
         if free <= 0:
-            return 0
+            return False
+        batch_size = self.settings.batch_size
+        limit = min(free, batch_size)
 
         async with pool.acquire() as connection:
-            await claims.fan_out(connection, self.settings.batch_size)
+            fanned_out = await claims.fan_out(connection, batch_size)
             claimed = await claims.claim(
-                connection,
-                self.settings.worker_id,
-                min(free, self.settings.batch_size),
-                self.settings.lease,
+                connection, self.settings.worker_id, limit, self.settings.lease
             )
             bodies = await payloads.build(
                 connection, [item.delivery_id for item in claimed]
@@ -198,7 +198,7 @@ class RelayService:
             task = asyncio.create_task(self._deliver(item, body, sender, recorder))
             self._in_flight[task] = item
             task.add_done_callback(self._forget)
-        return len(claimed)
+        return fanned_out == batch_size or len(claimed) == limit
 
     def _is_full(self) -> bool:
         return len(self._in_flight) >= self.settings.max_in_flight

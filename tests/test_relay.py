@@ -231,3 +231,23 @@ async def test_a_libpq_key_value_dsn_works_as_well_as_a_url(
 
     assert key_value.startswith(("host=", "user=", "dbname=", "port="))
     assert request.payload["currentValue"]["id"] == "tdo_key_value"
+
+
+async def test_a_backlog_nobody_wants_does_not_delay_the_event_behind_it(
+    db: psycopg.Connection[Any], dsn: str, receiver: Receiver
+) -> None:
+    seed_world(db)
+    add_webhook(db, receiver, "/ops", project_ids=["prj_ops"])
+    unwanted = ", ".join(
+        f"('tdo_sales_{number}', 'lst_pipeline', 'lead {number}')"
+        for number in range(30)
+    )
+    change(db, f"INSERT INTO todos (id, todo_list_id, title) VALUES {unwanted}")
+    change(db, NEW_TODO.format(id="tdo_wanted", list="lst_inbox"))
+
+    # One wake-up at start and no poll for a minute: only draining full batches
+    # reaches the wanted event in time.
+    async with running_relay(dsn, batch_size=5, poll_interval=60.0):
+        [request] = await receiver.wait_for(1, path="/ops", timeout=10)
+
+    assert request.payload["currentValue"]["id"] == "tdo_wanted"
