@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+import signal
 import statistics
 import sys
 import time
@@ -110,6 +111,20 @@ class Seed:
 
 async def run_demo(dsn: str | None) -> None:
     """Run the demo on ``dsn``, or on a throwaway cluster when it is None."""
+    # SIGTERM or Ctrl-C cancels the demo, so that its finally blocks stop the relay,
+    # the receiver and the cluster instead of leaving them running.
+    demo = asyncio.current_task()
+    assert demo is not None
+    loop = asyncio.get_running_loop()
+    for signal_number in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signal_number, demo.cancel)
+    try:
+        await run_demo_steps(dsn)
+    except asyncio.CancelledError:
+        raise RelayError("interrupted; the demo stopped what it had started") from None
+
+
+async def run_demo_steps(dsn: str | None) -> None:
     with throwaway_cluster_unless(dsn) as database:
         await asyncio.to_thread(migrations.apply_migrations, database)
         connection = await db.connect_async(database)
