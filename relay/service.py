@@ -25,12 +25,14 @@ from relay.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-# Errors that a restart of PostgreSQL or a dropped connection can cause (a restart
-# ends sessions with admin_shutdown, a PostgresError); the service waits and tries
-# again instead of exiting.
+# Errors that pass: a dropped connection, a restart of PostgreSQL (which ends
+# sessions with admin_shutdown), a deadlock or serialization failure. The same
+# statement may succeed when tried again.
 TRANSIENT_DATABASE_ERRORS = (
     DatabaseError,
-    asyncpg.PostgresError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.TransactionRollbackError,
     asyncpg.InterfaceError,
     OSError,
 )
@@ -78,9 +80,18 @@ class Recorder:
                 logger.warning(
                     "Could not record %d attempts; trying again.",
                     len(batch),
-                    extra={"action": "record", "error": str(error)},
+                    extra={"action": "record", "error": db.first_line(error)},
                 )
                 await asyncio.sleep(self._retry_delay)
+            except asyncpg.PostgresError as error:
+                # Trying the same batch again would fail the same way and hold up
+                # every result behind it.
+                logger.error(
+                    "Could not record %d attempts; they will be sent again.",
+                    len(batch),
+                    extra={"action": "record", "error": db.first_line(error)},
+                )
+                return
 
 
 class RelayService:
@@ -92,6 +103,10 @@ class RelayService:
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
         self._in_flight: dict[asyncio.Task[None], Claim] = {}
+        # Set while the last round found more due work than it could take.
+        self._backlog = False
+        # With a backlog, wait for this many free slots rather than claim one by one.
+        self._refill_at = max(1, min(settings.batch_size, settings.max_in_flight) // 4)
 
     def stop(self) -> None:
         """Take no new claims; let requests in flight finish within the grace."""
@@ -161,26 +176,32 @@ class RelayService:
     ) -> None:
         while not self._stopping.is_set():
             self._wake.clear()
-            try:
-                more_waiting = await self._claim_and_send(pool, sender, recorder)
-            except TRANSIENT_DATABASE_ERRORS as error:
-                logger.warning(
-                    "Database unavailable; trying again.",
-                    extra={"action": "claim", "error": str(error)},
-                )
-                more_waiting = False
-            if not more_waiting or self._is_full():
-                await self._sleep_until_woken()
+            if self._free_slots() >= (self._refill_at if self._backlog else 1):
+                try:
+                    self._backlog = await self._claim_and_send(pool, sender, recorder)
+                except TRANSIENT_DATABASE_ERRORS as error:
+                    self._log_claim_error(logging.WARNING, error)
+                    self._backlog = False
+                except asyncpg.PostgresError as error:
+                    self._log_claim_error(logging.ERROR, error)
+                    self._backlog = False
+                if self._backlog:
+                    continue
+            await self._sleep_until_woken()
+
+    def _log_claim_error(self, level: int, error: BaseException) -> None:
+        logger.log(
+            level,
+            "Could not claim work; trying again.",
+            extra={"action": "claim", "error": db.first_line(error)},
+        )
 
     async def _claim_and_send(
         self, pool: asyncpg.Pool, sender: Sender, recorder: Recorder
     ) -> bool:
         """Fan out and claim one batch; return whether a full batch suggests more."""
-        free = self.settings.max_in_flight - len(self._in_flight)
-        if free <= 0:
-            return False
         batch_size = self.settings.batch_size
-        limit = min(free, batch_size)
+        limit = min(self._free_slots(), batch_size)
 
         async with pool.acquire() as connection:
             fanned_out = await claims.fan_out(connection, batch_size)
@@ -200,13 +221,13 @@ class RelayService:
             task.add_done_callback(self._forget)
         return fanned_out == batch_size or len(claimed) == limit
 
-    def _is_full(self) -> bool:
-        return len(self._in_flight) >= self.settings.max_in_flight
+    def _free_slots(self) -> int:
+        return self.settings.max_in_flight - len(self._in_flight)
 
     def _forget(self, task: asyncio.Task[None]) -> None:
         claim = self._in_flight.pop(task, None)
-        if len(self._in_flight) == self.settings.max_in_flight - 1:
-            self._wake.set()  # a slot opened while the pump waited for one
+        if self._backlog:
+            self._wake.set()  # due work waits for the slot this task freed
         if not task.cancelled() and task.exception() is not None:
             # Not lost: the claim's lease runs out and the delivery is due again.
             logger.error(

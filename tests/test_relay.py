@@ -251,3 +251,52 @@ async def test_a_backlog_nobody_wants_does_not_delay_the_event_behind_it(
         [request] = await receiver.wait_for(1, path="/ops", timeout=10)
 
     assert request.payload["currentValue"]["id"] == "tdo_wanted"
+
+
+async def test_deleting_a_webhook_mid_request_does_not_stop_recording(
+    db: psycopg.Connection[Any], dsn: str, receiver: Receiver
+) -> None:
+    seed_world(db)
+    doomed, _ = add_webhook(db, receiver, "/doomed", events=["COMMENT_CREATED"])
+    add_webhook(db, receiver, "/kept", events=["TODO_CREATED"])
+    arrived, release = asyncio.Event(), asyncio.Event()
+    receiver.hold("/doomed", arrived, release)
+
+    async with running_relay(dsn):
+        change(
+            db,
+            "INSERT INTO comments (id, todo_id, text)"
+            " VALUES ('cmt_x', 'tdo_base', 'x')",
+        )
+        async with asyncio.timeout(10):
+            await arrived.wait()
+        db.execute("DELETE FROM relay.webhooks WHERE id = %s", (doomed,))
+        release.set()
+        change(db, NEW_TODO.format(id="tdo_after_delete", list="lst_inbox"))
+        await receiver.wait_for(1, path="/kept")
+        await eventually(lambda: all_delivered(db, expected=1))
+
+    assert [request.path for request in receiver.requests] == ["/doomed", "/kept"]
+    assert db.execute("SELECT attempt, outcome FROM relay.attempts").fetchall() == [
+        (1, "delivered")
+    ]
+
+
+async def test_a_backlog_drains_as_requests_finish_not_one_poll_at_a_time(
+    db: psycopg.Connection[Any], dsn: str, receiver: Receiver
+) -> None:
+    seed_world(db)
+    add_webhook(db, receiver, "/hook")
+    values = ", ".join(
+        f"('tdo_backlog_{number}', 'lst_inbox', 'backlog {number}')"
+        for number in range(60)
+    )
+    change(db, f"INSERT INTO todos (id, todo_list_id, title) VALUES {values}")
+
+    # Four slots, batches of 100 and no poll for a minute: only refilling the
+    # slots as requests finish delivers the 60 events within the time-out.
+    async with running_relay(dsn, max_in_flight=4, poll_interval=60.0):
+        await receiver.wait_for(60, path="/hook", timeout=20)
+        await eventually(lambda: all_delivered(db, expected=60))
+
+    assert len({request.headers["webhook-id"] for request in receiver.requests}) == 60

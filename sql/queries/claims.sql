@@ -75,9 +75,11 @@ WITH result AS (
 logged AS (
     INSERT INTO relay.attempts (delivery_id, attempt, outcome, status_code,
                                 duration_ms, error, response_excerpt, attempted_at)
-    SELECT delivery_id, attempt, outcome, status_code, duration_ms, error,
-           response_excerpt, attempted_at
-    FROM result
+    SELECT r.delivery_id, r.attempt, r.outcome, r.status_code, r.duration_ms,
+           r.error, r.response_excerpt, r.attempted_at
+    FROM result r
+    -- A delivery deleted with its webhook meanwhile has nothing left to record.
+    JOIN relay.deliveries d ON d.id = r.delivery_id
     RETURNING 1
 )
 UPDATE relay.deliveries d
