@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import click
 
 from relay import db, logformat, migrations, webhooks
-from relay.errors import ConfigError, RelayError
+from relay.errors import RelayError
 from relay.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -139,8 +139,6 @@ def run(dsn: str | None, **options: Any) -> None:
       DATABASE_URL=postgresql://postgres@127.0.0.1:5432/app relay run
     """
     settings = Settings(dsn=db.check_dsn(dsn), **options)
-    if settings.lease <= settings.request_timeout:
-        raise ConfigError("--lease must be longer than --request-timeout")
     # Imported here, like the demo: aiohttp is only needed by these two commands.
     from relay import service
 
@@ -185,7 +183,7 @@ def create_webhook(dsn: str | None, **fields: Any) -> None:
     """
     with db.connect(db.check_dsn(dsn)) as connection:
         created, secret = webhooks.create(connection, webhooks.NewWebhook(**fields))
-    click.echo(json.dumps({**created, "secret": secret}, indent=2))
+    click.echo(json.dumps({**created, "secret": secret}, indent=2, ensure_ascii=False))
     click.echo("Store the secret now: it is not shown again.", err=True)
 
 
@@ -220,7 +218,11 @@ def show_webhook(dsn: str | None, webhook_id: str) -> None:
       relay webhooks show wh_0123456789abcdef0123
     """
     with db.connect(db.check_dsn(dsn)) as connection:
-        click.echo(json.dumps(webhooks.show(connection, webhook_id), indent=2))
+        click.echo(
+            json.dumps(
+                webhooks.show(connection, webhook_id), indent=2, ensure_ascii=False
+            )
+        )
 
 
 @webhooks_group.command(name="delete")
@@ -266,7 +268,8 @@ def disable_webhook(dsn: str | None, webhook_id: str) -> None:
 
 def switch_webhook(dsn: str | None, webhook_id: str, *, enabled: bool) -> None:
     with db.connect(db.check_dsn(dsn)) as connection:
-        click.echo(json.dumps(webhooks.set_enabled(connection, webhook_id, enabled)))
+        changed = webhooks.set_enabled(connection, webhook_id, enabled)
+    click.echo(json.dumps(changed, ensure_ascii=False))
 
 
 @cli.command(name="demo")

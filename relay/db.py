@@ -57,6 +57,10 @@ def translated_errors(dsn: str) -> Iterator[None]:
     """Turn driver errors raised inside into DatabaseError with one line."""
     try:
         yield
+    except (psycopg.errors.UndefinedTable, asyncpg.UndefinedTableError) as error:
+        raise DatabaseError(
+            f"{first_line(error)}: is the database migrated? run relay migrate"
+        ) from error
     except psycopg.OperationalError as error:
         raise DatabaseError(
             f"cannot reach PostgreSQL ({describe(dsn)}): {first_line(error)}"

@@ -25,6 +25,11 @@ def extra_fields(record: logging.LogRecord) -> dict[str, object]:
     }
 
 
+def one_line(value: object) -> str:
+    """A PostgreSQL error's DETAIL must not split a plain log line in two."""
+    return " ".join(str(value).split("\n"))
+
+
 class PlainFormatter(logging.Formatter):
     """``time LEVEL logger: message key=value ...``"""
 

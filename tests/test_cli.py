@@ -172,7 +172,7 @@ def test_an_unknown_webhook_id_is_one_line_and_status_2(
         ),
         (
             ["--event", "WEBHOOK_HEALTH_CHECK"],
-            "WEBHOOK_HEALTH_CHECK is sent on re-enabling and cannot be subscribed",
+            "WEBHOOK_HEALTH_CHECK cannot be subscribed to",
         ),
         (
             ["--url", "not a url"],
@@ -192,7 +192,15 @@ def test_an_unknown_webhook_id_is_one_line_and_status_2(
             ["--project", "prj_ops", "--project", "prj_globex"],
             "project 'prj_globex' is not in the creator's company",
         ),
+        (
+            ["--created-by", "usr_carol", "--project", "prj_ops"],
+            "user 'usr_carol' is not a member of project 'prj_ops'",
+        ),
         (["--name", " "], "a webhook needs a non-empty name"),
+        (
+            ["--secret", "short"],
+            "a secret must be 16 to 128 printable ASCII characters without spaces",
+        ),
         (
             ["--secret", ""],
             "a secret must not be empty; leave --secret out to generate one",
@@ -287,10 +295,23 @@ def test_migrate_on_a_migrated_database_says_it_is_up_to_date(
     assert [version for version, _ in before] == [1, 2, 3, 4]
 
 
-def test_a_lease_no_longer_than_the_request_timeout_is_refused(dsn: str) -> None:
-    result = relay_command("run", "--lease", "5", "--request-timeout", "10", dsn=dsn)
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (
+            ["--lease", "5", "--request-timeout", "10"],
+            "--lease must be longer than --request-timeout",
+        ),
+        (
+            ["--poll-interval", "nan"],
+            "--poll-interval must be between 0.01 and 3600 seconds, not nan",
+        ),
+    ],
+)
+def test_run_refuses_bad_settings_in_one_line(
+    dsn: str, arguments: list[str], message: str
+) -> None:
+    result = relay_command("run", *arguments, dsn=dsn)
 
     assert result.returncode == 2
-    assert result.stderr.splitlines() == [
-        "relay: error: --lease must be longer than --request-timeout"
-    ]
+    assert result.stderr.splitlines() == [f"relay: error: {message}"]

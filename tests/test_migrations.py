@@ -256,3 +256,15 @@ def test_the_relay_refuses_to_run_on_a_database_that_is_not_migrated(
         + ", ".join(SHIPPED)
         + "; run relay migrate first"
     ]
+
+
+def test_managing_webhooks_on_a_database_not_migrated_says_what_to_do(
+    empty_dsn: str,
+) -> None:
+    result = relay_command("webhooks", "list", dsn=empty_dsn)
+
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        'relay: error: relation "relay.webhooks" does not exist:'
+        " is the database migrated? run relay migrate"
+    ]

@@ -5,8 +5,16 @@
 SELECT id, company_id FROM public.users WHERE id = %(user_id)s;
 
 -- name: find_projects
--- The projects a new webhook names, with their companies.
-SELECT id, company_id FROM public.projects WHERE id = ANY (%(project_ids)s);
+-- The projects a new webhook names: in its creator's company? the creator a member?
+SELECT p.id,
+       p.company_id = creator.company_id AS same_company,
+       EXISTS (
+           SELECT FROM public.project_users pu
+           WHERE pu.project_id = p.id AND pu.user_id = creator.id
+       ) AS member
+FROM public.projects p
+JOIN public.users creator ON creator.id = %(user_id)s
+WHERE p.id = ANY (%(project_ids)s);
 
 -- name: insert_webhook
 -- Register a webhook; returns it as payloads show it (without the secret).
