@@ -137,12 +137,13 @@ class RelayService:
             listener_task = asyncio.create_task(listener.run())
             try:
                 await self._wait_until_listening(listener)
-                logger.info(
-                    "Relay started.",
-                    extra={"action": "start", "worker_id": settings.worker_id},
-                )
-                self.ready.set()
-                await self._pump(pool, sender, recorder)
+                if not self._stopping.is_set():
+                    logger.info(
+                        "Relay started.",
+                        extra={"action": "start", "worker_id": settings.worker_id},
+                    )
+                    self.ready.set()
+                    await self._pump(pool, sender, recorder)
                 await self._drain(pool)
             finally:
                 listener_task.cancel()
