@@ -164,18 +164,23 @@ def all_delivered(db: psycopg.Connection[Any], expected: int) -> bool:
     return len(rows) == expected and all(row[2] == "delivered" for row in rows)
 
 
-def relay_command(
-    *arguments: str, dsn: str | None = None, timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    """Run the real ``relay`` command with DATABASE_URL set to ``dsn`` (or unset)."""
+def relay_environment(dsn: str | None, **extra: str) -> dict[str, str]:
+    """This process's environment with DATABASE_URL set to ``dsn`` (or unset)."""
     environment = {
         key: value for key, value in os.environ.items() if key != "DATABASE_URL"
     }
     if dsn is not None:
         environment["DATABASE_URL"] = dsn
+    return {**environment, **extra}
+
+
+def relay_command(
+    *arguments: str, dsn: str | None = None, timeout: float = 60, **extra_env: str
+) -> subprocess.CompletedProcess[str]:
+    """Run the real ``relay`` command with DATABASE_URL set to ``dsn`` (or unset)."""
     return subprocess.run(
         [sys.executable, "-m", "relay", *arguments],
-        env=environment,
+        env=relay_environment(dsn, **extra_env),
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -1,45 +1,59 @@
-"""`relay demo` on its own throwaway cluster: the main job, and nothing left behind."""
+"""`relay demo` on its own throwaway cluster: the main job, and nothing left behind.
+
+Each demo here runs with TMPDIR set to a folder of its own, so that what it leaves
+behind (a cluster directory, a server still running from it) is told apart from
+anything else on the machine.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import glob
 import os
+import shutil
 import signal
 import sys
 import tempfile
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from relay.demo import STEPS
 from relay.events import CAPTURED_EVENTS
-from tests.support import relay_command
+from tests.support import relay_command, relay_environment
 
 DEMO_EVENTS = [event for event, _, _ in STEPS]
 
 
-def postgres_processes() -> set[str]:
-    """Command lines of running postgres servers (the machine's own included)."""
-    found = set()
+@pytest.fixture
+def demo_tmpdir() -> Iterator[Path]:
+    """A TMPDIR for one demo, which the postgres OS user may traverse."""
+    folder = Path(tempfile.mkdtemp(prefix="relay-demo-test-"))
+    folder.chmod(0o755)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def servers_running_in(folder: Path) -> list[str]:
+    """Command lines of processes whose arguments name ``folder``."""
+    found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/cmdline", "rb") as command_line:
-                arguments = command_line.read().split(b"\0")
+                arguments = command_line.read().replace(b"\0", b" ").decode()
         except OSError:
             continue
-        if arguments and arguments[0].endswith(b"postgres"):
-            found.add(b" ".join(arguments).decode(errors="replace"))
+        if str(folder) in arguments:
+            found.append(arguments)
     return found
 
 
-def test_the_demo_delivers_the_14_events_and_leaves_nothing_behind() -> None:
-    temporary = tempfile.gettempdir()
-    directories_before = set(glob.glob(os.path.join(temporary, "relay-pg-*")))
-    servers_before = postgres_processes()
-
-    finished = relay_command("demo", timeout=120)
+def test_the_demo_delivers_the_14_events_and_leaves_nothing_behind(
+    demo_tmpdir: Path,
+) -> None:
+    finished = relay_command("demo", timeout=120, TMPDIR=str(demo_tmpdir))
 
     assert finished.returncode == 0, finished.stderr
     rows = [line.split() for line in finished.stdout.splitlines()]
@@ -47,9 +61,8 @@ def test_the_demo_delivers_the_14_events_and_leaves_nothing_behind() -> None:
     assert delivered == DEMO_EVENTS
     assert "14 events delivered, 14 signatures verified" in finished.stdout
     assert "Stopped the throwaway cluster" in finished.stderr
-    directories_after = set(glob.glob(os.path.join(temporary, "relay-pg-*")))
-    assert directories_after == directories_before
-    assert postgres_processes() <= servers_before
+    assert list(demo_tmpdir.iterdir()) == []
+    assert servers_running_in(demo_tmpdir) == []
 
 
 def test_the_demo_covers_every_captured_event() -> None:
@@ -61,18 +74,14 @@ def test_the_demo_covers_every_captured_event() -> None:
     "moment", ["Started a throwaway PostgreSQL cluster", "The relay is listening."]
 )
 async def test_a_signal_stops_the_demo_and_everything_it_started(
-    signal_number: signal.Signals, moment: str
+    demo_tmpdir: Path, signal_number: signal.Signals, moment: str
 ) -> None:
-    temporary = tempfile.gettempdir()
-    directories_before = set(glob.glob(os.path.join(temporary, "relay-pg-*")))
-    servers_before = postgres_processes()
-    environment = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     demo = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "relay",
         "demo",
-        env=environment,
+        env=relay_environment(None, TMPDIR=str(demo_tmpdir)),
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -91,6 +100,5 @@ async def test_a_signal_stops_the_demo_and_everything_it_started(
         "Stopped the throwaway cluster and removed its directory.",
         "relay: error: interrupted; the demo stopped what it had started",
     ]
-    directories_after = set(glob.glob(os.path.join(temporary, "relay-pg-*")))
-    assert directories_after == directories_before
-    assert postgres_processes() <= servers_before
+    assert os.listdir(demo_tmpdir) == []
+    assert servers_running_in(demo_tmpdir) == []
