@@ -129,7 +129,9 @@ async def create_pool(dsn: str, max_size: int) -> asyncpg.Pool:
     with translated_errors(check_dsn(dsn)):
         pool: asyncpg.Pool = await asyncpg.create_pool(
             **asyncpg_arguments(dsn),
-            min_size=1,
+            # No floor to maintain: during an outage the pool would log a traceback
+            # every second trying to reconnect; connections open on demand instead.
+            min_size=0,
             max_size=max_size,
             timeout=CONNECT_TIMEOUT_SECONDS,
             server_settings=RELAY_SESSION_SETTINGS,
