@@ -106,11 +106,15 @@ def asyncpg_arguments(dsn: str) -> dict[str, Any]:
     return arguments
 
 
-async def connect_async(dsn: str) -> asyncpg.Connection:
+async def connect_async(
+    dsn: str, application_name: str = "relay"
+) -> asyncpg.Connection:
     """One asyncpg connection outside any pool, errors translated."""
     with translated_errors(check_dsn(dsn)):
         connection: asyncpg.Connection = await asyncpg.connect(
-            **asyncpg_arguments(dsn), timeout=CONNECT_TIMEOUT_SECONDS
+            **asyncpg_arguments(dsn),
+            timeout=CONNECT_TIMEOUT_SECONDS,
+            server_settings={"application_name": application_name},
         )
         return connection
 

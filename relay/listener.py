@@ -42,6 +42,7 @@ class Listener:
                 DatabaseError,
                 asyncpg.PostgresError,
                 asyncpg.InterfaceError,
+                asyncpg.InternalClientError,
                 OSError,
             ) as error:
                 if not self._outage_logged:
@@ -53,7 +54,7 @@ class Listener:
                 await asyncio.sleep(RECONNECT_DELAY_SECONDS)
 
     async def _listen_until_lost(self) -> None:
-        connection = await db.connect_async(self.dsn)
+        connection = await db.connect_async(self.dsn, application_name="relay-listener")
         try:
             await connection.add_listener(CHANNEL, self._on_notification)
             self.listening.set()

@@ -82,10 +82,7 @@ def apply_migrations(dsn: str, directory: Path | None = None) -> list[str]:
         connection.execute("SELECT pg_advisory_lock(%s)", (_ADVISORY_LOCK_KEY,))
         try:
             connection.execute(_BOOTSTRAP)
-            rows = connection.execute(
-                "SELECT version, checksum FROM relay.schema_migrations"
-            ).fetchall()
-            applied = {version: checksum for version, checksum in rows}
+            applied = read_applied(connection)
             check_unchanged(migrations, applied)
 
             for migration in migrations:
@@ -98,18 +95,29 @@ def apply_migrations(dsn: str, directory: Path | None = None) -> list[str]:
     return applied_now
 
 
-def unapplied(dsn: str) -> list[str]:
-    """The labels of the migrations on disk that this database has not applied."""
+def check_current(dsn: str) -> None:
+    """Refuse a database that lacks a migration on disk or applied another text."""
     migrations = discover()
     with db.connect(dsn, autocommit=True) as connection, db.translated_errors(dsn):
-        [table] = connection.execute(
-            "SELECT to_regclass('relay.schema_migrations')"
-        ).fetchone() or (None,)
-        applied = set()
-        if table is not None:
-            rows = connection.execute("SELECT version FROM relay.schema_migrations")
-            applied = {version for (version,) in rows}
-    return [item.label for item in migrations if item.version not in applied]
+        applied = read_applied(connection)
+    check_unchanged(migrations, applied)
+    missing = [item.label for item in migrations if item.version not in applied]
+    if missing:
+        raise MigrationError(
+            f"the database lacks migrations {', '.join(missing)}; "
+            "run relay migrate first"
+        )
+
+
+def read_applied(connection: psycopg.Connection[Any]) -> dict[int, str]:
+    """Version to checksum of what was applied; empty before the first migrate."""
+    [table] = connection.execute(
+        "SELECT to_regclass('relay.schema_migrations')"
+    ).fetchone() or (None,)
+    if table is None:
+        return {}
+    rows = connection.execute("SELECT version, checksum FROM relay.schema_migrations")
+    return {version: checksum for version, checksum in rows}
 
 
 def apply_one(connection: psycopg.Connection[Any], migration: Migration) -> None:

@@ -19,7 +19,7 @@ import asyncpg
 from relay import claims, db, migrations, payloads, signing
 from relay.claims import AttemptRecord, Claim
 from relay.delivery import Outcome, Request, Result, Sender
-from relay.errors import DatabaseError, MigrationError
+from relay.errors import DatabaseError
 from relay.listener import Listener
 from relay.settings import Settings
 
@@ -34,8 +34,14 @@ TRANSIENT_DATABASE_ERRORS = (
     asyncpg.exceptions.OperatorInterventionError,
     asyncpg.exceptions.TransactionRollbackError,
     asyncpg.InterfaceError,
+    # What asyncpg raises when a connection dies in the middle of an operation.
+    asyncpg.InternalClientError,
     OSError,
 )
+
+# A failed write of results is tried again soon: the leases of what it records
+# are running out meanwhile.
+RECORD_RETRY_SECONDS = 1.0
 
 POOL_SIZE = 4
 
@@ -43,9 +49,8 @@ POOL_SIZE = 4
 class Recorder:
     """Collects attempt results and writes them back in batches."""
 
-    def __init__(self, pool: asyncpg.Pool, retry_delay: float) -> None:
+    def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
-        self._retry_delay = retry_delay
         self._queue: asyncio.Queue[AttemptRecord | None] = asyncio.Queue()
 
     def add(self, record: AttemptRecord) -> None:
@@ -82,13 +87,14 @@ class Recorder:
                     len(batch),
                     extra={"action": "record", "error": db.first_line(error)},
                 )
-                await asyncio.sleep(self._retry_delay)
-            except asyncpg.PostgresError as error:
+                await asyncio.sleep(RECORD_RETRY_SECONDS)
+            except Exception as error:
                 # Trying the same batch again would fail the same way and hold up
-                # every result behind it.
+                # every result behind it; the recorder itself must live on.
                 logger.error(
                     "Could not record %d attempts; they will be sent again.",
                     len(batch),
+                    exc_info=not isinstance(error, asyncpg.PostgresError),
                     extra={"action": "record", "error": db.first_line(error)},
                 )
                 return
@@ -117,12 +123,7 @@ class RelayService:
 
     async def run(self) -> None:
         settings = self.settings
-        missing = await asyncio.to_thread(migrations.unapplied, settings.dsn)
-        if missing:
-            raise MigrationError(
-                f"the database lacks migrations {', '.join(missing)}; "
-                "run relay migrate first"
-            )
+        await asyncio.to_thread(migrations.check_current, settings.dsn)
         listener = Listener(settings.dsn, self._wake)
 
         async with (
@@ -132,7 +133,7 @@ class RelayService:
                 max_in_flight=settings.max_in_flight,
             ) as sender,
         ):
-            recorder = Recorder(pool, settings.retry_delay)
+            recorder = Recorder(pool)
             recorder_task = asyncio.create_task(recorder.run())
             listener_task = asyncio.create_task(listener.run())
             try:
@@ -183,17 +184,21 @@ class RelayService:
                 except TRANSIENT_DATABASE_ERRORS as error:
                     self._log_claim_error(logging.WARNING, error)
                     self._backlog = False
-                except asyncpg.PostgresError as error:
+                except Exception as error:
+                    # An error that is not passing (a bug, a broken schema) must not
+                    # end the service; it is logged for an operator and tried again.
                     self._log_claim_error(logging.ERROR, error)
                     self._backlog = False
                 if self._backlog:
                     continue
             await self._sleep_until_woken()
 
-    def _log_claim_error(self, level: int, error: BaseException) -> None:
+    def _log_claim_error(self, level: int, error: Exception) -> None:
         logger.log(
             level,
             "Could not claim work; trying again.",
+            exc_info=level >= logging.ERROR
+            and not isinstance(error, asyncpg.PostgresError),
             extra={"action": "claim", "error": db.first_line(error)},
         )
 

@@ -268,3 +268,19 @@ def test_managing_webhooks_on_a_database_not_migrated_says_what_to_do(
         'relay: error: relation "relay.webhooks" does not exist:'
         " is the database migrated? run relay migrate"
     ]
+
+
+def test_the_relay_refuses_to_run_on_a_migration_it_does_not_know(
+    db: psycopg.Connection[Any], dsn: str
+) -> None:
+    db.execute(
+        "UPDATE relay.schema_migrations SET checksum = 'older text' WHERE version = 2"
+    )
+
+    result = relay_command("run", dsn=dsn)
+
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "relay: error: migration 0002_relay_schema was edited after it was "
+        "applied; restore the file and add a new migration instead"
+    ]

@@ -300,3 +300,44 @@ async def test_a_backlog_drains_as_requests_finish_not_one_poll_at_a_time(
         await eventually(lambda: all_delivered(db, expected=60))
 
     assert len({request.headers["webhook-id"] for request in receiver.requests}) == 60
+
+
+async def test_a_webhook_created_while_a_transaction_is_open_gets_its_later_change(
+    db: psycopg.Connection[Any], dsn: str, receiver: Receiver
+) -> None:
+    seed_world(db)
+    with psycopg.connect(dsn) as application:
+        application.execute("SELECT 1")  # the transaction has begun
+        add_webhook(db, receiver, "/late")
+        application.execute(NEW_TODO.format(id="tdo_late", list="lst_inbox"))
+        application.commit()
+
+    async with running_relay(dsn):
+        [request] = await receiver.wait_for(1, path="/late")
+
+    assert request.payload["currentValue"]["id"] == "tdo_late"
+
+
+async def test_killed_connections_delay_events_but_lose_none(
+    db: psycopg.Connection[Any], dsn: str, receiver: Receiver
+) -> None:
+    seed_world(db)
+    add_webhook(db, receiver, "/hook")
+    events = 120
+    kill = (
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+        " WHERE datname = current_database()"
+        " AND application_name IN ('relay', 'relay-listener')"
+    )
+
+    # running_relay re-raises whatever ended the relay early.
+    async with running_relay(dsn, lease=3.0, request_timeout=2.0):
+        for number in range(events):
+            change(db, NEW_TODO.format(id=f"tdo_kill_{number}", list="lst_inbox"))
+            if number % 30 == 10:
+                db.execute(kill)
+            await asyncio.sleep(0.005)
+        await eventually(lambda: all_delivered(db, expected=events), timeout=60)
+
+    received = {request.headers["webhook-id"] for request in receiver.requests}
+    assert len(received) == events

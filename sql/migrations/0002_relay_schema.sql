@@ -41,7 +41,9 @@ CREATE TABLE relay.events (
     actor_id text,
     previous_value jsonb,
     current_value jsonb,
-    created_at timestamptz NOT NULL DEFAULT now(),
+    -- When the change was made, not when its transaction began: a webhook created
+    -- while a transaction was open still receives what that transaction did later.
+    created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
     fanned_out_at timestamptz
 );
 
