@@ -13,11 +13,12 @@ import contextlib
 import logging
 import signal
 import time
+from datetime import UTC, datetime
 
 import asyncpg
 
 from relay import claims, db, migrations, payloads, signing
-from relay.claims import AttemptRecord, Claim
+from relay.claims import AttemptRecord, Claim, DeliveryId
 from relay.delivery import Outcome, Request, Result, Sender
 from relay.errors import DatabaseError
 from relay.listener import Listener
@@ -214,9 +215,7 @@ class RelayService:
             claimed = await claims.claim(
                 connection, self.settings.worker_id, limit, self.settings.lease
             )
-            bodies = await payloads.build(
-                connection, [item.delivery_id for item in claimed]
-            )
+            bodies = await self._build(connection, claimed, recorder)
 
         for item in claimed:
             body = bodies.get(item.delivery_id)
@@ -226,6 +225,51 @@ class RelayService:
             self._in_flight[task] = item
             task.add_done_callback(self._forget)
         return fanned_out == batch_size or len(claimed) == limit
+
+    async def _build(
+        self, connection: asyncpg.Connection, claimed: list[Claim], recorder: Recorder
+    ) -> dict[DeliveryId, bytes]:
+        """The claimed deliveries' bodies; one that cannot be built fails alone."""
+        try:
+            return await payloads.build(
+                connection, [item.delivery_id for item in claimed]
+            )
+        except TRANSIENT_DATABASE_ERRORS:
+            raise
+        except asyncpg.PostgresError:
+            pass
+
+        # One bad event must not hold up the rest of its batch: build one by one.
+        bodies: dict[DeliveryId, bytes] = {}
+        for item in claimed:
+            try:
+                bodies.update(await payloads.build(connection, [item.delivery_id]))
+            except TRANSIENT_DATABASE_ERRORS:
+                raise
+            except asyncpg.PostgresError as error:
+                reason = f"could not build the payload: {db.first_line(error)}"
+                logger.error(
+                    "Could not build a payload; retrying later.",
+                    extra={
+                        "action": "build",
+                        "event_id": item.event_id,
+                        "webhook_id": item.webhook_id,
+                        "error": reason,
+                    },
+                )
+                recorder.add(
+                    AttemptRecord(
+                        claim=item,
+                        outcome=Outcome.FAILED.value,
+                        status_code=None,
+                        duration_ms=0.0,
+                        error=reason,
+                        response_excerpt=None,
+                        attempted_at=datetime.now(UTC),
+                        retry_in_seconds=self.settings.retry_delay,
+                    )
+                )
+        return bodies
 
     def _free_slots(self) -> int:
         return self.settings.max_in_flight - len(self._in_flight)

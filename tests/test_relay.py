@@ -341,3 +341,42 @@ async def test_killed_connections_delay_events_but_lose_none(
 
     received = {request.headers["webhook-id"] for request in receiver.requests}
     assert len(received) == events
+
+
+async def test_an_event_whose_payload_cannot_be_built_fails_alone(
+    db: psycopg.Connection[Any], dsn: str, receiver: Receiver
+) -> None:
+    seed_world(db)
+    add_webhook(db, receiver, "/hook")
+    for name in ("tdo_good_1", "tdo_broken", "tdo_good_2"):
+        change(db, NEW_TODO.format(id=name, list="lst_inbox"))
+    # A snapshot no payload function can read, as a corrupted row would be.
+    db.execute(
+        "UPDATE relay.events SET current_value = current_value"
+        " || '{\"created_at\": \"not a time\"}' WHERE entity_id = 'tdo_broken'"
+    )
+
+    async with running_relay(dsn):
+        requests = await receiver.wait_for(2, path="/hook")
+        await eventually(
+            lambda: db.execute("SELECT count(*) FROM relay.attempts").fetchone() == (3,)
+        )
+
+    assert sorted(r.payload["currentValue"]["id"] for r in requests) == [
+        "tdo_good_1",
+        "tdo_good_2",
+    ]
+    failed = db.execute(
+        "SELECT e.entity_id, d.state, a.outcome, a.error FROM relay.attempts a"
+        " JOIN relay.deliveries d ON d.id = a.delivery_id"
+        " JOIN relay.events e ON e.id = d.event_id WHERE a.outcome = 'failed'"
+    ).fetchall()
+    assert failed == [
+        (
+            "tdo_broken",
+            "pending",
+            "failed",
+            "could not build the payload: invalid input syntax for type timestamp"
+            ' with time zone: "not a time"',
+        )
+    ]
