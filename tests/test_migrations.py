@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
 import shutil
 import subprocess
 import sys
@@ -21,7 +20,7 @@ from psycopg.conninfo import make_conninfo
 from relay import migrations
 from relay.errors import MigrationError
 from relay.queries import sql_root
-from tests.support import eventually, relay_command
+from tests.support import eventually, relay_command, relay_environment
 
 SHIPPED = [
     "0001_application_schema",
@@ -116,7 +115,7 @@ async def test_two_concurrent_migrate_commands_apply_each_migration_once(
             "-m",
             "relay",
             "migrate",
-            env={**os.environ, "DATABASE_URL": empty_dsn},
+            env=relay_environment(empty_dsn),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )

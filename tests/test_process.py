@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import re
 import signal
 import subprocess
@@ -27,6 +26,7 @@ from tests.support import (
     delivery_states,
     eventually,
     relay_command,
+    relay_environment,
     running_relay,
     seed_world,
 )
@@ -68,7 +68,7 @@ async def relay_process(dsn: str, *options: str) -> AsyncIterator[RelayProcess]:
         "run",
         *FAST,
         *options,
-        env={**os.environ, "DATABASE_URL": dsn},
+        env=relay_environment(dsn),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
