@@ -30,6 +30,7 @@ SHIPPED = [
     "0005_filters_and_item_assignees",
     "0007_webhook_json_v2",
 ]
+VERSIONS = [int(label[:4]) for label in SHIPPED]
 # The key relay migrate takes turns with; holding it makes the commands queue.
 LOCK_KEY = migrations._ADVISORY_LOCK_KEY
 RECORDED = "SELECT version, name, checksum FROM relay.schema_migrations ORDER BY 1"
@@ -102,7 +103,7 @@ def test_migrations_apply_in_order_once_with_their_checksums(
     applied_order = empty.execute(
         "SELECT version FROM relay.schema_migrations ORDER BY applied_at"
     ).fetchall()
-    assert applied_order == [(int(label[:4]),) for label in SHIPPED]
+    assert applied_order == [(version,) for version in VERSIONS]
     assert second == []
     assert empty.execute(RECORDED).fetchall() == expected
 
@@ -140,7 +141,7 @@ async def test_two_concurrent_migrate_commands_apply_each_migration_once(
         f"Applied {len(SHIPPED)} migrations: {', '.join(SHIPPED)}",
         "The database is up to date.",
     ]
-    assert versions(empty) == [1, 2, 3, 4]
+    assert versions(empty) == VERSIONS
 
 
 def test_an_applied_migration_edited_afterwards_is_refused(
@@ -149,7 +150,7 @@ def test_an_applied_migration_edited_afterwards_is_refused(
     migrations.apply_migrations(empty_dsn, folder)
     with (folder / "0002_relay_schema.sql").open("a", encoding="utf-8") as file:
         file.write("-- a comment added later\n")
-    (folder / "0005_add_notes.sql").write_text("CREATE TABLE public.notes (id int);")
+    (folder / "9001_add_notes.sql").write_text("CREATE TABLE public.notes (id int);")
 
     with pytest.raises(MigrationError) as refused:
         migrations.apply_migrations(empty_dsn, folder)
@@ -158,7 +159,7 @@ def test_an_applied_migration_edited_afterwards_is_refused(
         "migration 0002_relay_schema was edited after it was applied; "
         "restore the file and add a new migration instead"
     )
-    assert versions(empty) == [1, 2, 3, 4]
+    assert versions(empty) == VERSIONS
     assert not table_exists(empty, "public.notes")
 
 
@@ -178,7 +179,7 @@ def test_the_migrate_command_refuses_an_edited_migration_with_status_1(
         "relay: error: migration 0003_capture_triggers was edited after it was "
         "applied; restore the file and add a new migration instead"
     ]
-    assert versions(db) == [1, 2, 3, 4]
+    assert versions(db) == VERSIONS
 
 
 def test_a_new_migration_file_is_applied_on_the_next_run(
@@ -186,13 +187,13 @@ def test_a_new_migration_file_is_applied_on_the_next_run(
 ) -> None:
     migrations.apply_migrations(empty_dsn, folder)
     added = "CREATE TABLE public.notes (id int PRIMARY KEY);\n"
-    (folder / "0005_add_notes.sql").write_text(added, encoding="utf-8")
+    (folder / "9001_add_notes.sql").write_text(added, encoding="utf-8")
 
     applied = migrations.apply_migrations(empty_dsn, folder)
 
-    assert applied == ["0005_add_notes"]
-    assert empty.execute(RECORDED).fetchall()[4] == (
-        5,
+    assert applied == ["9001_add_notes"]
+    assert empty.execute(RECORDED).fetchall()[-1] == (
+        9001,
         "add_notes",
         hashlib.sha256(added.encode()).hexdigest(),
     )
@@ -203,16 +204,16 @@ def test_a_failing_migration_leaves_nothing_of_itself_behind(
     empty_dsn: str, empty: psycopg.Connection[Any], folder: Path
 ) -> None:
     half_done = "CREATE TABLE public.half_done (id int);\nSELECT * FROM no_such_table;"
-    (folder / "0005_half_done.sql").write_text(half_done, encoding="utf-8")
+    (folder / "9001_half_done.sql").write_text(half_done, encoding="utf-8")
 
     with pytest.raises(MigrationError) as refused:
         migrations.apply_migrations(empty_dsn, folder)
 
     assert str(refused.value) == (
-        "migration 0005_half_done failed and was rolled back:"
+        "migration 9001_half_done failed and was rolled back:"
         ' relation "no_such_table" does not exist'
     )
-    assert versions(empty) == [1, 2, 3, 4]
+    assert versions(empty) == VERSIONS
     assert not table_exists(empty, "public.half_done")
     assert table_exists(empty, "relay.deliveries")
 
