@@ -16,9 +16,20 @@ import click
 
 from relay import db, logformat, migrations, webhooks
 from relay.errors import RelayError
+from relay.filters import CLEARABLE
 from relay.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+# The filters in metadata as the webhook's JSON shows them, by --clear word.
+LISTED_FILTERS = {
+    "events": "events",
+    "projects": "projectIds",
+    "lists": "todoListIds",
+    "tags": "tagIds",
+    "assignees": "assigneeIds",
+    "fields": "changedFields",
+}
 
 
 def dsn_option(function: F) -> F:
@@ -150,6 +161,30 @@ def webhooks_group() -> None:
     """Register and manage webhooks."""
 
 
+FILTER_OPTIONS = (
+    ("--event", "events", "An event to receive"),
+    ("--project", "project_ids", "A project of the creator's to cover"),
+    ("--list", "todo_list_ids", "A list whose records and events to receive"),
+    ("--tag", "tag_ids", "A tag the record must carry"),
+    ("--assignee", "assignee_ids", "A user the record must be assigned to"),
+    ("--field", "changed_fields", "A field (title, a cfd_ id...) whose change counts"),
+)
+
+
+def filter_options(meaning_of_none: str) -> Callable[[F], F]:
+    """--event, --project, --list, --tag, --assignee and --field, all repeatable."""
+
+    def decorate(function: F) -> F:
+        for flag, name, text in reversed(FILTER_OPTIONS):
+            decorator = click.option(
+                flag, name, multiple=True, help=f"{text}; repeat it. {meaning_of_none}"
+            )
+            function = decorator(function)
+        return function
+
+    return decorate
+
+
 @webhooks_group.command(name="create")
 @dsn_option
 @click.option("--name", required=True, help="A label for people.")
@@ -160,18 +195,7 @@ def webhooks_group() -> None:
     required=True,
     help="The creator's user id; scope follows their memberships.",
 )
-@click.option(
-    "--event",
-    "events",
-    multiple=True,
-    help="An event to receive (repeat it); none means all.",
-)
-@click.option(
-    "--project",
-    "project_ids",
-    multiple=True,
-    help="A project to cover (repeat it); none means all of the creator's.",
-)
+@filter_options("None means no narrowing.")
 @click.option("--secret", help="Signing secret; generated when absent.")
 def create_webhook(dsn: str | None, **fields: Any) -> None:
     """Register a webhook and print it with its secret, shown only this once.
@@ -187,10 +211,40 @@ def create_webhook(dsn: str | None, **fields: Any) -> None:
     click.echo("Store the secret now: it is not shown again.", err=True)
 
 
+@webhooks_group.command(name="update")
+@dsn_option
+@click.argument("webhook_id")
+@click.option("--name", help="A new label.")
+@click.option("--url", help="A new URL.")
+@filter_options("Replaces the whole filter.")
+@click.option(
+    "--clear",
+    multiple=True,
+    type=click.Choice(list(CLEARABLE)),
+    help="Empty one filter, so that it no longer narrows (repeat it).",
+)
+def update_webhook(dsn: str | None, webhook_id: str, **changes: Any) -> None:
+    """Change a webhook's name, URL or filters and print it (never its secret).
+
+    A filter option replaces that whole filter; --clear empties one. The result
+    is checked as create would check it.
+
+    \b
+    Example:
+      relay webhooks update wh_0123456789abcdef0123 \\
+        --list lst_1 --tag tag_urgent --clear assignees
+    """
+    with db.connect(db.check_dsn(dsn)) as connection:
+        updated = webhooks.update(
+            connection, webhook_id, webhooks.WebhookChanges(**changes)
+        )
+    click.echo(json.dumps(updated, indent=2, ensure_ascii=False))
+
+
 @webhooks_group.command(name="list")
 @dsn_option
 def list_webhooks(dsn: str | None) -> None:
-    """List every webhook.
+    """List every webhook, with the filters that narrow it.
 
     \b
     Example:
@@ -198,13 +252,27 @@ def list_webhooks(dsn: str | None) -> None:
     """
     with db.connect(db.check_dsn(dsn)) as connection:
         found = webhooks.list_all(connection)
-    click.echo(f"{'ID':<26} {'STATUS':<9} {'ENABLED':<7} {'NAME':<20} URL")
+    width = max([len("URL"), *(len(item["url"]) for item in found)])
+    click.echo(
+        f"{'ID':<26} {'STATUS':<9} {'ENABLED':<7} {'NAME':<20} {'URL':<{width}} FILTERS"
+    )
     for item in found:
         enabled = "yes" if item["enabled"] else "no"
         click.echo(
             f"{item['id']:<26} {item['status']:<9} {enabled:<7} "
-            f"{item['name'][:20]:<20} {item['url']}"
+            f"{item['name'][:20]:<20} {item['url']:<{width}} "
+            f"{describe_filters(item['metadata'])}"
         )
+
+
+def describe_filters(metadata: dict[str, list[str]]) -> str:
+    """How many values each non-empty filter holds, e.g. ``events=2 lists=1``."""
+    counts = [
+        f"{word}={len(metadata[key])}"
+        for word, key in LISTED_FILTERS.items()
+        if metadata.get(key)
+    ]
+    return " ".join(counts) or "-"
 
 
 @webhooks_group.command(name="show")
@@ -244,7 +312,7 @@ def delete_webhook(dsn: str | None, webhook_id: str) -> None:
 @dsn_option
 @click.argument("webhook_id")
 def enable_webhook(dsn: str | None, webhook_id: str) -> None:
-    """Enable a webhook.
+    """Enable a webhook; if it was disabled, send it WEBHOOK_HEALTH_CHECK.
 
     \b
     Example:

@@ -7,15 +7,14 @@ import binascii
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from typing import Any
 from urllib.parse import urlsplit
 
 import psycopg
 
-from relay import queries
+from relay import filters, queries
 from relay.errors import ConfigError
-from relay.events import HEALTH_CHECK_EVENT, SUBSCRIBABLE_EVENTS
 from relay.signing import SECRET_PREFIX, generate_secret
 
 logger = logging.getLogger(__name__)
@@ -34,7 +33,60 @@ class NewWebhook:
     created_by_id: str
     events: Sequence[str] = ()
     project_ids: Sequence[str] = ()
+    todo_list_ids: Sequence[str] = ()
+    tag_ids: Sequence[str] = ()
+    assignee_ids: Sequence[str] = ()
+    changed_fields: Sequence[str] = ()
     secret: str | None = None
+
+    def as_filters(self) -> filters.Filters:
+        return filters.Filters(
+            **{item.name: getattr(self, item.name) for item in fields(filters.Filters)}
+        )
+
+
+@dataclass(frozen=True)
+class WebhookChanges:
+    """What ``relay webhooks update`` changes: a filter given replaces the list.
+
+    Empty means unchanged; ``clear`` names filters to empty (see
+    ``filters.CLEARABLE``).
+    """
+
+    name: str | None = None
+    url: str | None = None
+    events: Sequence[str] = ()
+    project_ids: Sequence[str] = ()
+    todo_list_ids: Sequence[str] = ()
+    tag_ids: Sequence[str] = ()
+    assignee_ids: Sequence[str] = ()
+    changed_fields: Sequence[str] = ()
+    clear: Sequence[str] = ()
+
+    def given_filters(self) -> dict[str, list[str]]:
+        """The filters to replace, by Filters field name; a ConfigError if none."""
+        given = {
+            item.name: list(getattr(self, item.name))
+            for item in fields(filters.Filters)
+            if getattr(self, item.name)
+        }
+        for word in dict.fromkeys(self.clear):
+            if word not in filters.CLEARABLE:
+                raise ConfigError(
+                    f"cannot clear {word!r}; choose from "
+                    + ", ".join(filters.CLEARABLE)
+                )
+            name = filters.CLEARABLE[word]
+            if name in given:
+                raise ConfigError(
+                    f"--clear {word} and new {word} contradict each other"
+                )
+            given[name] = []
+        if not given and self.name is None and self.url is None:
+            raise ConfigError(
+                "nothing to change; relay webhooks update --help lists what can"
+            )
+        return given
 
 
 def check_url(url: str) -> str:
@@ -100,43 +152,24 @@ def valid_whsec_key(secret: str) -> bool:
     return len(key) >= MIN_SECRET_LENGTH
 
 
-def check_events(events: Sequence[str]) -> list[str]:
-    """The event names, de-duplicated in order, or a ConfigError for a bad one."""
-    for event in events:
-        if event == HEALTH_CHECK_EVENT:
-            raise ConfigError(f"{event} cannot be subscribed to")
-        if event not in SUBSCRIBABLE_EVENTS:
-            raise ConfigError(
-                f"unknown event name {event!r}; the README lists the 37 events"
-            )
-    return list(dict.fromkeys(events))
-
-
 def create(connection: Connection, webhook: NewWebhook) -> tuple[dict[str, Any], str]:
     """Register a webhook; return it and its secret, which is shown only now."""
     name = check_name(webhook.name)
     url = check_url(webhook.url)
-    events = check_events(webhook.events)
-    project_ids = list(dict.fromkeys(webhook.project_ids))
+    filters.check_events(webhook.events)
     secret = check_secret(webhook.secret)
-    named = queries.load("webhooks")
 
     with connection.transaction():
-        creator = connection.execute(
-            named["find_user"], {"user_id": webhook.created_by_id}
-        ).fetchone()
-        if creator is None:
-            raise ConfigError(f"unknown user {webhook.created_by_id!r}")
-        check_projects(connection, project_ids, creator_id=creator[0])
+        creator_id = find_creator(connection, webhook.created_by_id)
+        checked = filters.check(connection, webhook.as_filters(), creator_id)
         row = connection.execute(
-            named["insert_webhook"],
+            queries.load("webhooks")["insert_webhook"],
             {
                 "name": name,
                 "url": url,
                 "secret": secret,
-                "events": events,
-                "project_ids": project_ids,
-                "created_by_id": webhook.created_by_id,
+                "created_by_id": creator_id,
+                **checked.as_parameters(),
             },
         ).fetchone()
 
@@ -148,31 +181,61 @@ def create(connection: Connection, webhook: NewWebhook) -> tuple[dict[str, Any],
     return created, secret
 
 
-def check_projects(
-    connection: Connection, project_ids: list[str], creator_id: str
-) -> None:
-    """Every project must exist, in the creator's company, with the creator in it.
+def find_creator(connection: Connection, user_id: str) -> str:
+    row = connection.execute(
+        queries.load("webhooks")["find_user"], {"user_id": user_id}
+    ).fetchone()
+    if row is None:
+        raise ConfigError(f"unknown user {user_id!r}")
+    creator_id: str = row[0]
+    return creator_id
 
-    Membership can change later, and scope is checked again for every event; a
-    project the creator cannot see now is a mistake worth stopping, though.
+
+def update(
+    connection: Connection, webhook_id: str, changes: WebhookChanges
+) -> dict[str, Any]:
+    """Apply ``changes`` and return the webhook; the result is checked like a new one.
+
+    A filter given replaces the whole list; one named in ``changes.clear`` is
+    emptied. Checking the result in full, not just what changed, also catches a
+    list left outside projects that were just narrowed.
     """
-    rows = connection.execute(
-        queries.load("webhooks")["find_projects"],
-        {"project_ids": project_ids, "user_id": creator_id},
-    ).fetchall()
-    found = {
-        project_id: (same_company, member) for project_id, same_company, member in rows
-    }
-    for project_id in project_ids:
-        if project_id not in found:
-            raise ConfigError(f"unknown project {project_id!r}")
-        same_company, member = found[project_id]
-        if not same_company:
-            raise ConfigError(f"project {project_id!r} is not in the creator's company")
-        if not member:
+    name = None if changes.name is None else check_name(changes.name)
+    url = None if changes.url is None else check_url(changes.url)
+    given = changes.given_filters()
+    filters.check_events(given.get("events", ()))
+    named = queries.load("webhooks")
+
+    with connection.transaction():
+        current = connection.execute(
+            named["lock_webhook"], {"webhook_id": webhook_id}
+        ).fetchone()
+        if current is None:
+            raise ConfigError(f"unknown webhook {webhook_id!r}")
+        old_name, old_url, creator_id, *old_filters = current
+        if creator_id is None:
             raise ConfigError(
-                f"user {creator_id!r} is not a member of project {project_id!r}"
+                f"webhook {webhook_id!r} has lost its creator and matches nothing;"
+                " create a new one"
             )
+        wanted = replace(filters.Filters(*old_filters), **given)
+        checked = filters.check(connection, wanted, creator_id)
+        row = connection.execute(
+            named["update_webhook"],
+            {
+                "webhook_id": webhook_id,
+                "name": old_name if name is None else name,
+                "url": old_url if url is None else url,
+                **checked.as_parameters(),
+            },
+        ).fetchone()
+
+    assert row is not None
+    updated: dict[str, Any] = json.loads(row[0])
+    logger.info(
+        "Webhook updated.", extra={"action": "update", "webhook_id": webhook_id}
+    )
+    return updated
 
 
 def list_all(connection: Connection) -> list[dict[str, Any]]:
@@ -206,12 +269,32 @@ def delete(connection: Connection, webhook_id: str) -> None:
 def set_enabled(
     connection: Connection, webhook_id: str, enabled: bool
 ) -> dict[str, Any]:
-    # TODO(issue 3): send WEBHOOK_HEALTH_CHECK when a disabled webhook is re-enabled.
-    row = connection.execute(
-        queries.load("webhooks")["set_enabled"],
-        {"webhook_id": webhook_id, "enabled": enabled},
-    ).fetchone()
-    if row is None:
-        raise ConfigError(f"unknown webhook {webhook_id!r}")
-    changed: dict[str, Any] = json.loads(row[0])
+    """Enable or disable a webhook; re-enabling one sends it WEBHOOK_HEALTH_CHECK.
+
+    The health check is queued in the same transaction as the switch, so it exists
+    if and only if the webhook went from disabled to enabled.
+    """
+    named = queries.load("webhooks")
+
+    with connection.transaction():
+        row = connection.execute(
+            named["set_enabled"], {"webhook_id": webhook_id, "enabled": enabled}
+        ).fetchone()
+        if row is None:
+            raise ConfigError(f"unknown webhook {webhook_id!r}")
+        changed: dict[str, Any] = json.loads(row[0])
+        was_enabled: bool = row[1]
+        if enabled and not was_enabled:
+            connection.execute(named["insert_health_check"], {"webhook_id": webhook_id})
+
+    if enabled != was_enabled:
+        logger.info(
+            "Webhook enabled; a health check is queued."
+            if enabled
+            else "Webhook disabled.",
+            extra={
+                "action": "enable" if enabled else "disable",
+                "webhook_id": webhook_id,
+            },
+        )
     return changed

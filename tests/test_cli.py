@@ -18,6 +18,14 @@ NO_DATABASE = (
     "relay: error: no database given: pass --dsn or set DATABASE_URL "
     "(for example postgresql://postgres@127.0.0.1:5432/app)"
 )
+NO_FILTERS = {
+    "events": [],
+    "projectIds": [],
+    "todoListIds": [],
+    "tagIds": [],
+    "assigneeIds": [],
+    "changedFields": [],
+}
 NEW_TODO = (
     "INSERT INTO todos (id, todo_list_id, title) VALUES ('tdo_a', 'lst_inbox', 'a')"
 )
@@ -31,7 +39,7 @@ def create_webhook(dsn: str, *arguments: str) -> subprocess.CompletedProcess[str
 def webhook_row(db: psycopg.Connection[Any], webhook_id: str) -> Any:
     """The webhook as payloads show it, its secret and whether it is enabled."""
     return db.execute(
-        "SELECT relay.webhook_json_v1(w), w.secret, w.enabled"
+        "SELECT relay.webhook_json_v2(w), w.secret, w.enabled"
         " FROM relay.webhooks w WHERE w.id = %s",
         (webhook_id,),
     ).fetchone()
@@ -59,6 +67,10 @@ def test_create_prints_the_webhook_with_a_generated_secret(
         "metadata": {
             "events": ["TODO_CREATED", "TODO_DELETED"],
             "projectIds": ["prj_ops"],
+            "todoListIds": [],
+            "tagIds": [],
+            "assigneeIds": [],
+            "changedFields": [],
         },
         "createdById": "usr_alice",
         "createdAt": stored["createdAt"],
@@ -86,7 +98,7 @@ def test_create_uses_the_secret_given(db: psycopg.Connection[Any], dsn: str) -> 
     assert result.returncode == 0
     printed = json.loads(result.stdout)
     assert printed.pop("secret") == "s3cret-of-the-crm"
-    assert printed["metadata"] == {"events": [], "projectIds": []}
+    assert printed["metadata"] == NO_FILTERS
     assert webhook_row(db, printed["id"]) == (printed, "s3cret-of-the-crm", True)
 
 
@@ -109,9 +121,10 @@ def test_list_and_show_never_print_the_secret(
 
     assert (listed.returncode, shown.returncode) == (0, 0)
     assert listed.stdout.splitlines() == [
-        "ID                         STATUS    ENABLED NAME                 URL",
+        "ID                         STATUS    ENABLED NAME                 URL"
+        "                          FILTERS",
         f"{created['id']}    HEALTHY   yes     CRM sync             "
-        "https://crm.example.org/hook",
+        "https://crm.example.org/hook -",
     ]
     secret = created.pop("secret")
     assert json.loads(shown.stdout) == {

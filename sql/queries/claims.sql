@@ -3,23 +3,80 @@
 -- name: fan_out_events
 -- Turn a batch of new events into one delivery per webhook that wants the event.
 WITH batch AS (
-    SELECT e.id, e.event, e.company_id, e.project_id, e.created_at
+    SELECT e.id, e.event, e.company_id, e.project_id, e.created_at, e.todo_id,
+           e.todo_list_ids, e.changed_fields, e.for_webhook_id,
+           -- The record's tags and assignees before and after the change, when the
+           -- event kept them; null means "read the live rows of todo_id". Lax
+           -- jsonpath skips what is not shaped as expected instead of failing.
+           CASE WHEN e.previous_value ? '_todo_tags' OR e.current_value ? '_todo_tags'
+               THEN ARRAY(
+                   SELECT kept #>> '{}'
+                   FROM jsonb_path_query(
+                       jsonb_build_array(e.previous_value, e.current_value),
+                       '$[*]._todo_tags[*].tag_id') AS kept)
+           END AS kept_tag_ids,
+           CASE WHEN e.previous_value ? '_todo_users' OR e.current_value ? '_todo_users'
+               THEN ARRAY(
+                   SELECT kept #>> '{}'
+                   FROM jsonb_path_query(
+                       jsonb_build_array(e.previous_value, e.current_value),
+                       '$[*]._todo_users[*].user_id') AS kept)
+           END AS kept_user_ids
     FROM relay.events e
     WHERE e.fanned_out_at IS NULL
     ORDER BY e.id
     LIMIT $1
     FOR UPDATE SKIP LOCKED
 ),
-fanned_out AS (
-    INSERT INTO relay.deliveries (event_id, webhook_id)
+wanted AS (
+    -- A health check goes to its one webhook, whatever it subscribes to.
+    SELECT batch.id AS event_id, w.id AS webhook_id
+    FROM batch
+    JOIN relay.webhooks w ON w.id = batch.for_webhook_id AND w.enabled
+    UNION ALL
     SELECT batch.id, w.id
     FROM batch
     JOIN relay.webhooks w
-        ON w.enabled
+        ON batch.for_webhook_id IS NULL
+        AND w.enabled
         -- A webhook receives what happens from its creation on.
         AND w.created_at <= batch.created_at
+        -- Each filter is cheap to skip when empty, so its test comes first.
         AND (cardinality(w.events) = 0 OR batch.event = ANY (w.events))
         AND (cardinality(w.project_ids) = 0 OR batch.project_id = ANY (w.project_ids))
+        -- Lists: events about no list pass; a move counts for both of its lists.
+        AND (
+            cardinality(w.todo_list_ids) = 0
+            OR batch.todo_list_ids IS NULL
+            OR batch.todo_list_ids && w.todo_list_ids
+        )
+        -- Changed fields narrow updates only; creations and deletions pass.
+        AND (
+            cardinality(w.changed_fields) = 0
+            OR batch.changed_fields IS NULL
+            OR batch.changed_fields && w.changed_fields
+        )
+        -- Tags and assignees narrow events about a record: one of them carried
+        -- before or after the change.
+        AND (
+            cardinality(w.tag_ids) = 0
+            OR batch.todo_id IS NULL
+            OR batch.kept_tag_ids && w.tag_ids
+            OR batch.kept_tag_ids IS NULL AND EXISTS (
+                SELECT FROM public.todo_tags live
+                WHERE live.todo_id = batch.todo_id AND live.tag_id = ANY (w.tag_ids)
+            )
+        )
+        AND (
+            cardinality(w.assignee_ids) = 0
+            OR batch.todo_id IS NULL
+            OR batch.kept_user_ids && w.assignee_ids
+            OR batch.kept_user_ids IS NULL AND EXISTS (
+                SELECT FROM public.todo_users live
+                WHERE live.todo_id = batch.todo_id
+                    AND live.user_id = ANY (w.assignee_ids)
+            )
+        )
     -- Scope: the creator's company, and the creator a member of the project now.
     JOIN public.users creator
         ON creator.id = w.created_by_id
@@ -27,7 +84,12 @@ fanned_out AS (
     JOIN public.project_users membership
         ON membership.project_id = batch.project_id
         AND membership.user_id = w.created_by_id
-    ORDER BY batch.id, w.id
+),
+fanned_out AS (
+    INSERT INTO relay.deliveries (event_id, webhook_id)
+    SELECT event_id, webhook_id
+    FROM wanted
+    ORDER BY event_id, webhook_id
     ON CONFLICT (event_id, webhook_id) DO NOTHING
     RETURNING 1
 ),

@@ -1,0 +1,311 @@
+"""Webhook filters, scope at fan-out and the health check sent on re-enable.
+
+The first tests put events straight into the outbox, shaped as the capture
+triggers write them, and run the real fan-out query: each filter's rule is
+shown on exact cases. The others run real changes through the triggers and a
+real relay to real receivers. To show that something was not delivered, they
+deliver a later event that is, then check that the earlier one never became a
+delivery.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from relay import claims, webhooks
+from relay.db import connect_async
+from relay.receiver import Receiver
+from tests.support import seed_world
+
+NOWHERE = "http://127.0.0.1:9/nowhere"
+NEW_TODO = "INSERT INTO todos (id, todo_list_id, title) VALUES ('{id}', '{list}', 'x')"
+
+
+def add_filtered_webhook(
+    db: psycopg.Connection[Any],
+    name: str,
+    receiver: Receiver | None = None,
+    *,
+    created_by: str = "usr_alice",
+    **filters: Sequence[str],
+) -> str:
+    """Register webhook ``name`` (POSTing to /name on the receiver); return its id."""
+    url = NOWHERE if receiver is None else receiver.url(f"/{name}")
+    created, secret = webhooks.create(
+        db,
+        webhooks.NewWebhook(name=name, url=url, created_by_id=created_by, **filters),
+    )
+    if receiver is not None:
+        receiver.expect_secret(f"/{name}", secret)
+    return str(created["id"])
+
+
+def add_event(
+    db: psycopg.Connection[Any],
+    event: str,
+    label: str,
+    *,
+    entity: str = "todo",
+    todo_id: str | None = "tdo_base",
+    lists: Sequence[str] | None = ("lst_inbox",),
+    fields: Sequence[str] | None = None,
+    previous: dict[str, Any] | None = None,
+    current: dict[str, Any] | None = None,
+) -> None:
+    """An outbox row of prj_ops as a capture writes it; ``label`` is its entity_id."""
+    db.execute(
+        "INSERT INTO relay.events (event, entity, entity_id, company_id, project_id,"
+        " todo_id, todo_list_ids, changed_fields, previous_value, current_value)"
+        " VALUES (%s, %s, %s, 'cmp_acme', 'prj_ops', %s, %s, %s, %s, %s)",
+        (
+            event,
+            entity,
+            label,
+            todo_id,
+            None if lists is None else list(lists),
+            None if fields is None else list(fields),
+            None if previous is None else Jsonb(previous),
+            None if current is None else Jsonb(current),
+        ),
+    )
+
+
+async def fan_out(dsn: str, db: psycopg.Connection[Any]) -> dict[str, list[str]]:
+    """Run the real fan-out; return each webhook's name and its events' labels."""
+    connection = await connect_async(dsn)
+    try:
+        while await claims.fan_out(connection, batch_size=100):
+            pass
+    finally:
+        await connection.close()
+    received: dict[str, list[str]] = {}
+    for name, label in db.execute(
+        "SELECT w.name, e.entity_id FROM relay.deliveries d"
+        " JOIN relay.webhooks w ON w.id = d.webhook_id"
+        " JOIN relay.events e ON e.id = d.event_id ORDER BY w.name, e.id"
+    ):
+        received.setdefault(name, []).append(label)
+    return received
+
+
+def tags(*tag_ids: str) -> dict[str, Any]:
+    return {"_todo_tags": [{"todo_id": "tdo_x", "tag_id": tag} for tag in tag_ids]}
+
+
+def users(*user_ids: str) -> dict[str, Any]:
+    return {"_todo_users": [{"todo_id": "tdo_x", "user_id": user} for user in user_ids]}
+
+
+async def test_a_list_filter_keeps_its_lists_and_what_concerns_no_list(
+    db: psycopg.Connection[Any], dsn: str
+) -> None:
+    seed_world(db)
+    add_filtered_webhook(db, "inbox", todo_list_ids=["lst_inbox"])
+    add_filtered_webhook(db, "all")
+    add_event(db, "TODO_CREATED", "created in inbox")
+    add_event(db, "TODO_CREATED", "created in later", lists=["lst_later"])
+    add_event(
+        db,
+        "TODO_MOVED",
+        "moved out of inbox",
+        lists=["lst_inbox", "lst_later"],
+        fields=["todoListId"],
+    )
+    add_event(
+        db,
+        "TODO_LIST_NAME_CHANGED",
+        "later renamed",
+        entity="todo_list",
+        todo_id=None,
+        lists=["lst_later"],
+        fields=["title"],
+    )
+    add_event(db, "TAG_UPDATED", "tag recoloured", todo_id=None, lists=None)
+    add_event(db, "CUSTOM_FIELD_CREATED", "field created", todo_id=None, lists=None)
+
+    received = await fan_out(dsn, db)
+
+    assert received == {
+        "all": [
+            "created in inbox",
+            "created in later",
+            "moved out of inbox",
+            "later renamed",
+            "tag recoloured",
+            "field created",
+        ],
+        "inbox": [
+            "created in inbox",
+            "moved out of inbox",
+            "tag recoloured",
+            "field created",
+        ],
+    }
+
+
+async def test_a_tag_filter_looks_before_and_after_the_change(
+    db: psycopg.Connection[Any], dsn: str
+) -> None:
+    seed_world(db)
+    add_filtered_webhook(db, "urgent", tag_ids=["tag_urgent"])
+    # tdo_base carries tag_urgent (live rows); tdo_bare carries no tag.
+    add_event(db, "COMMENT_CREATED", "comment on tagged", entity="comment")
+    add_event(
+        db,
+        "COMMENT_CREATED",
+        "comment on untagged",
+        entity="comment",
+        todo_id="tdo_bare",
+    )
+    add_event(
+        db,
+        "TODO_TAG_REMOVED",
+        "urgent removed",
+        todo_id="tdo_bare",
+        fields=["todoTags"],
+        previous=tags("tag_urgent"),
+        current=tags(),
+    )
+    add_event(
+        db,
+        "TODO_TAG_ADDED",
+        "other added",
+        todo_id="tdo_bare",
+        fields=["todoTags"],
+        previous=tags(),
+        current=tags("tag_other"),
+    )
+    add_event(
+        db,
+        "TODO_DELETED",
+        "tagged deleted",
+        todo_id="tdo_x",
+        previous=tags("tag_urgent"),
+    )
+    add_event(db, "TODO_LIST_CREATED", "list created", entity="todo_list", todo_id=None)
+
+    received = await fan_out(dsn, db)
+
+    assert received == {
+        "urgent": [
+            "comment on tagged",
+            "urgent removed",
+            "tagged deleted",
+            "list created",
+        ]
+    }
+
+
+async def test_an_assignee_filter_looks_before_and_after_the_change(
+    db: psycopg.Connection[Any], dsn: str
+) -> None:
+    seed_world(db)
+    add_filtered_webhook(db, "alice's", assignee_ids=["usr_alice"])
+    # tdo_base is assigned to Alice (live rows); tdo_bare to nobody.
+    add_event(db, "TODO_NAME_CHANGED", "assigned renamed", fields=["title"])
+    add_event(
+        db,
+        "TODO_NAME_CHANGED",
+        "unassigned renamed",
+        todo_id="tdo_bare",
+        fields=["title"],
+    )
+    add_event(
+        db,
+        "TODO_ASSIGNEE_REMOVED",
+        "alice unassigned",
+        todo_id="tdo_bare",
+        fields=["todoUsers"],
+        previous=users("usr_alice", "usr_carol"),
+        current=users("usr_carol"),
+    )
+    add_event(
+        db,
+        "TODO_ASSIGNEE_ADDED",
+        "carol assigned",
+        todo_id="tdo_bare",
+        fields=["todoUsers"],
+        previous=users(),
+        current=users("usr_carol"),
+    )
+    add_event(db, "TAG_CREATED", "tag created", todo_id=None, lists=None)
+
+    received = await fan_out(dsn, db)
+
+    assert received == {
+        "alice's": ["assigned renamed", "alice unassigned", "tag created"]
+    }
+
+
+async def test_a_changed_fields_filter_narrows_updates_only(
+    db: psycopg.Connection[Any], dsn: str
+) -> None:
+    seed_world(db)
+    add_filtered_webhook(db, "html", changed_fields=["html"])
+    add_filtered_webhook(db, "budget", changed_fields=["cfd_budget"])
+    add_event(db, "COMMENT_UPDATED", "html edited", entity="comment", fields=["html"])
+    add_event(db, "COMMENT_UPDATED", "text edited", entity="comment", fields=["text"])
+    add_event(
+        db, "COMMENT_UPDATED", "both edited", entity="comment", fields=["html", "text"]
+    )
+    add_event(db, "TODO_CUSTOM_FIELD_UPDATED", "budget set", fields=["cfd_budget"])
+    add_event(db, "TODO_CUSTOM_FIELD_UPDATED", "owner set", fields=["cfd_owner"])
+    add_event(db, "COMMENT_CREATED", "comment created", entity="comment")
+    add_event(db, "TODO_DELETED", "todo deleted")
+
+    received = await fan_out(dsn, db)
+
+    assert received == {
+        "budget": ["budget set", "comment created", "todo deleted"],
+        "html": ["html edited", "both edited", "comment created", "todo deleted"],
+    }
+
+
+async def test_all_filters_and_together_with_events_and_projects(
+    db: psycopg.Connection[Any], dsn: str
+) -> None:
+    seed_world(db)
+    add_filtered_webhook(
+        db,
+        "narrow",
+        events=["TODO_NAME_CHANGED"],
+        project_ids=["prj_ops"],
+        todo_list_ids=["lst_inbox"],
+        tag_ids=["tag_urgent"],
+        assignee_ids=["usr_alice"],
+        changed_fields=["title"],
+    )
+    add_event(db, "TODO_NAME_CHANGED", "all match", fields=["title"])
+    add_event(db, "TODO_DONE_STATUS_UPDATED", "other event", fields=["done"])
+    add_event(db, "TODO_NAME_CHANGED", "other list", lists=["lst_later"])
+    add_event(db, "TODO_NAME_CHANGED", "untagged", todo_id="tdo_bare")
+    add_event(db, "TODO_NAME_CHANGED", "unassigned", previous=users(), current=users())
+    add_event(db, "TODO_NAME_CHANGED", "other field", fields=["duedAt"])
+
+    received = await fan_out(dsn, db)
+
+    assert received == {"narrow": ["all match"]}
+
+
+async def test_a_health_check_goes_to_its_webhook_alone_and_only_if_enabled(
+    db: psycopg.Connection[Any], dsn: str
+) -> None:
+    seed_world(db)
+    target = add_filtered_webhook(db, "target", events=["COMMENT_CREATED"])
+    off = add_filtered_webhook(db, "off")
+    add_filtered_webhook(db, "all")
+    db.execute("UPDATE relay.webhooks SET enabled = false WHERE id = %s", (off,))
+    for webhook_id in (target, off):
+        db.execute(
+            "INSERT INTO relay.events (event, entity, entity_id, for_webhook_id)"
+            " VALUES ('WEBHOOK_HEALTH_CHECK', 'webhook', %s, %s)",
+            (webhook_id, webhook_id),
+        )
+
+    received = await fan_out(dsn, db)
+
+    assert received == {"target": [target]}
