@@ -26,6 +26,14 @@ NO_FILTERS = {
     "assigneeIds": [],
     "changedFields": [],
 }
+# Things in Globex and in Sales that a filter may name by mistake.
+MORE_TO_NAME = """
+INSERT INTO todo_lists (id, project_id, title) VALUES ('lst_globex', 'prj_globex', 'G');
+INSERT INTO tags (id, project_id, title)
+VALUES ('tag_globex', 'prj_globex', 'G'), ('tag_hot', 'prj_sales', 'Hot');
+INSERT INTO custom_fields (id, project_id, name)
+VALUES ('cfd_globex', 'prj_globex', 'G');
+"""
 NEW_TODO = (
     "INSERT INTO todos (id, todo_list_id, title) VALUES ('tdo_a', 'lst_inbox', 'a')"
 )
@@ -166,6 +174,156 @@ def test_disable_enable_and_delete_change_the_row(
     assert db.execute("SELECT count(*) FROM relay.deliveries").fetchone() == (0,)
 
 
+def test_create_takes_filters_once_each_in_order_and_show_displays_them(
+    db: psycopg.Connection[Any], dsn: str
+) -> None:
+    seed_world(db)
+    filters = [
+        *("--list", "lst_later", "--list", "lst_inbox", "--list", "lst_later"),
+        *("--tag", "tag_urgent", "--assignee", "usr_carol", "--assignee", "usr_alice"),
+        *("--field", "cfd_budget", "--field", "title", "--field", "cfd_budget"),
+    ]
+
+    result = create_webhook(dsn, "--url", "https://x.test/h", *filters)
+    webhook_id = json.loads(result.stdout)["id"]
+    shown = relay_command("webhooks", "show", webhook_id, dsn=dsn)
+
+    assert result.returncode == 0
+    assert json.loads(shown.stdout)["metadata"] == {
+        **NO_FILTERS,
+        "todoListIds": ["lst_later", "lst_inbox"],
+        "tagIds": ["tag_urgent"],
+        "assigneeIds": ["usr_carol", "usr_alice"],
+        "changedFields": ["cfd_budget", "title"],
+    }
+
+
+def update_webhook(
+    dsn: str, webhook_id: str, *arguments: str
+) -> subprocess.CompletedProcess[str]:
+    return relay_command("webhooks", "update", webhook_id, *arguments, dsn=dsn)
+
+
+def test_update_replaces_and_clears_filters_and_never_prints_the_secret(
+    db: psycopg.Connection[Any], dsn: str
+) -> None:
+    seed_world(db)
+    created = json.loads(
+        create_webhook(
+            dsn,
+            *("--url", "https://x.test/h", "--event", "TODO_CREATED"),
+            *("--project", "prj_ops", "--list", "lst_inbox", "--tag", "tag_urgent"),
+            *("--assignee", "usr_alice", "--field", "title"),
+        ).stdout
+    )
+    webhook_id, secret = created["id"], created["secret"]
+
+    replaced = update_webhook(
+        dsn,
+        webhook_id,
+        *("--name", "Renamed", "--list", "lst_later", "--list", "lst_inbox"),
+        *("--field", "cfd_budget", "--field", "done", "--field", "cfd_budget"),
+    )
+    cleared = update_webhook(
+        dsn,
+        webhook_id,
+        *("--url", "https://y.test/h", "--clear", "events", "--clear", "tags"),
+        *("--clear", "assignees", "--clear", "projects"),
+    )
+    shown = relay_command("webhooks", "show", webhook_id, dsn=dsn)
+    listed = relay_command("webhooks", "list", dsn=dsn)
+
+    assert (replaced.returncode, cleared.returncode) == (0, 0)
+    assert json.loads(replaced.stdout)["name"] == "Renamed"
+    assert json.loads(replaced.stdout)["metadata"] == {
+        "events": ["TODO_CREATED"],
+        "projectIds": ["prj_ops"],
+        "todoListIds": ["lst_later", "lst_inbox"],
+        "tagIds": ["tag_urgent"],
+        "assigneeIds": ["usr_alice"],
+        "changedFields": ["cfd_budget", "done"],
+    }
+    after = webhook_row(db, webhook_id)
+    assert json.loads(cleared.stdout) == after[0]
+    assert after[0]["url"] == "https://y.test/h"
+    assert after[0]["metadata"] == {
+        **NO_FILTERS,
+        "todoListIds": ["lst_later", "lst_inbox"],
+        "changedFields": ["cfd_budget", "done"],
+    }
+    assert after[0]["updatedAt"] > created["updatedAt"]
+    assert after[1] == secret
+    assert json.loads(shown.stdout) == {
+        **after[0],
+        "deliveries": {"pending": 0, "delivered": 0},
+    }
+    assert listed.stdout.splitlines()[1] == (
+        f"{webhook_id}    HEALTHY   yes     Renamed              https://y.test/h"
+        " lists=2 fields=2"
+    )
+    everything = [replaced, cleared, shown, listed]
+    assert all(secret not in run.stdout + run.stderr for run in everything)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ([], "nothing to change; relay webhooks update --help lists what can"),
+        (
+            ["--list", "lst_pipeline"],
+            "list 'lst_pipeline' is in project 'prj_sales', which the webhook does not"
+            " cover",
+        ),
+        (
+            ["--project", "prj_sales"],
+            "list 'lst_inbox' is in project 'prj_ops', which the webhook does not"
+            " cover",
+        ),
+        (
+            ["--tag", "tag_urgent", "--clear", "tags"],
+            "--clear tags and new tags contradict each other",
+        ),
+        (["--field", "colour"], "unknown field 'colour'; use a custom field id or one"),
+        (
+            ["--assignee", "usr_bob"],
+            "assignee 'usr_bob' is not in the creator's company",
+        ),
+        (
+            ["--event", "WEBHOOK_HEALTH_CHECK"],
+            "WEBHOOK_HEALTH_CHECK cannot be subscribed to",
+        ),
+        (
+            ["--url", "ftp://x"],
+            "malformed URL 'ftp://x': it must start with http:// or https://",
+        ),
+        (["--name", " "], "a webhook needs a non-empty name"),
+    ],
+)
+def test_update_refuses_bad_input_and_changes_nothing(
+    db: psycopg.Connection[Any], dsn: str, arguments: list[str], message: str
+) -> None:
+    seed_world(db)
+    scoped = ["--project", "prj_ops", "--list", "lst_inbox"]
+    created = create_webhook(dsn, "--url", "https://x.test/h", *scoped)
+    webhook_id = json.loads(created.stdout)["id"]
+    before = webhook_row(db, webhook_id)
+
+    result = update_webhook(dsn, webhook_id, *arguments)
+
+    assert result.returncode == 2
+    assert result.stdout == ""
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"relay: error: {message}")
+    assert webhook_row(db, webhook_id) == before
+
+
+def test_update_of_an_unknown_webhook_is_one_line_and_status_2(dsn: str) -> None:
+    result = update_webhook(dsn, "wh_missing", "--name", "New name")
+
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == ["relay: error: unknown webhook 'wh_missing'"]
+
+
 @pytest.mark.parametrize("command", ["show", "disable", "enable", "delete"])
 def test_an_unknown_webhook_id_is_one_line_and_status_2(
     db: psycopg.Connection[Any], dsn: str, command: str
@@ -219,12 +377,46 @@ def test_an_unknown_webhook_id_is_one_line_and_status_2(
             ["--secret", ""],
             "a secret must not be empty; leave --secret out to generate one",
         ),
+        (["--list", "lst_nowhere"], "unknown list 'lst_nowhere'"),
+        (["--list", "lst_globex"], "list 'lst_globex' is not in the creator's company"),
+        (
+            ["--created-by", "usr_carol", "--list", "lst_inbox"],
+            "user 'usr_carol' is not a member of project 'prj_ops' of list 'lst_inbox'",
+        ),
+        (
+            ["--project", "prj_ops", "--list", "lst_inbox", "--list", "lst_pipeline"],
+            "list 'lst_pipeline' is in project 'prj_sales', which the webhook does not"
+            " cover",
+        ),
+        (["--tag", "tag_nowhere"], "unknown tag 'tag_nowhere'"),
+        (["--tag", "tag_globex"], "tag 'tag_globex' is not in the creator's company"),
+        (
+            ["--project", "prj_ops", "--tag", "tag_hot"],
+            "tag 'tag_hot' is in project 'prj_sales', which the webhook does not cover",
+        ),
+        (["--assignee", "usr_nobody"], "unknown assignee 'usr_nobody'"),
+        (
+            ["--assignee", "usr_carol", "--assignee", "usr_bob"],
+            "assignee 'usr_bob' is not in the creator's company",
+        ),
+        (
+            ["--field", "title", "--field", "titel"],
+            "unknown field 'titel'; use a custom field id or one of title, todoListId,"
+            " done, duedAt, html, text, color, name, type, todoUsers, todoTags,"
+            " todoChecklistItemUsers",
+        ),
+        (["--field", "cfd_nowhere"], "unknown custom field 'cfd_nowhere'"),
+        (
+            ["--field", "cfd_globex"],
+            "custom field 'cfd_globex' is not in the creator's company",
+        ),
     ],
 )
 def test_create_refuses_bad_input_and_writes_nothing(
     db: psycopg.Connection[Any], dsn: str, arguments: list[str], message: str
 ) -> None:
     seed_world(db)
+    db.execute(MORE_TO_NAME)
     # Later options win, so each case overrides only what it makes wrong.
     valid = ["--url", "https://crm.example.org/hook"]
 
