@@ -54,20 +54,5 @@ SUBSCRIBABLE_EVENTS = frozenset(
 # Sent when a webhook is re-enabled; nobody can subscribe to it.
 HEALTH_CHECK_EVENT = "WEBHOOK_HEALTH_CHECK"
 
-# TODO(issue 3): capture the other 23 subscribable events.
-CAPTURED_EVENTS = (
-    "TODO_CREATED",
-    "TODO_DELETED",
-    "TODO_MOVED",
-    "TODO_NAME_CHANGED",
-    "TODO_CHECKLIST_CREATED",
-    "TODO_CHECKLIST_NAME_CHANGED",
-    "TODO_CHECKLIST_DELETED",
-    "TODO_CHECKLIST_ITEM_CREATED",
-    "TODO_LIST_CREATED",
-    "TODO_LIST_DELETED",
-    "TODO_LIST_NAME_CHANGED",
-    "COMMENT_CREATED",
-    "COMMENT_DELETED",
-    "COMMENT_UPDATED",
-)
+# Every subscribable event is captured by the triggers of sql/migrations.
+CAPTURED_EVENTS = tuple(sorted(SUBSCRIBABLE_EVENTS))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -51,7 +51,15 @@ CHECKLIST_KEYS = {
 }  # fmt: skip
 ITEM_KEYS = {
     "id", "uid", "title", "position", "done", "startedAt", "duedAt", "createdAt",
-    "updatedAt", "createdById", "todoChecklistId", "todoChecklist",
+    "updatedAt", "createdById", "todoChecklistId", "todoChecklistItemUsers",
+    "todoChecklist",
+}  # fmt: skip
+TAG_KEYS = {
+    "id", "uid", "title", "color", "createdAt", "updatedAt", "projectId", "project",
+}  # fmt: skip
+FIELD_KEYS = {
+    "id", "uid", "name", "type", "position", "createdAt", "updatedAt", "projectId",
+    "project",
 }  # fmt: skip
 KEYS = {
     "todo": TODO_KEYS,
@@ -59,7 +67,13 @@ KEYS = {
     "comment": COMMENT_KEYS,
     "checklist": CHECKLIST_KEYS,
     "item": ITEM_KEYS,
+    "tag": TAG_KEYS,
+    "field": FIELD_KEYS,
 }
+ITEM = (
+    "INSERT INTO todo_checklist_items (id, todo_checklist_id, title, dued_at)"
+    " VALUES ('cki_base', 'chk_base', 'Find the number', '2026-12-24 09:00+00');"
+)
 
 
 @dataclass(frozen=True)
@@ -68,11 +82,11 @@ class Case:
     kind: str
     sql: str
     # Expected values in previousValue / currentValue; None means the value is null.
+    # A key "list.key" means [item[key] for item in value[list]].
     previous: dict[str, Any] | None
     current: dict[str, Any] | None
-    # Where the entity hangs in the hierarchy, for the context checks.
-    project: str = "prj_ops"
-    extra: dict[str, Any] = field(default_factory=dict)
+    # Run before the webhook exists; its events are not part of the case.
+    setup: str = ""
 
 
 CASES = [
@@ -186,6 +200,202 @@ CASES = [
         {"id": "cmt_base", "text": "First", "html": "<p>First</p>"},
         {"id": "cmt_base", "text": "Edited", "html": "<p>Edited</p>"},
     ),
+    Case(
+        "TODO_DONE_STATUS_UPDATED",
+        "todo",
+        "UPDATE todos SET done = true WHERE id = 'tdo_base'",
+        {"id": "tdo_base", "done": False},
+        {"id": "tdo_base", "done": True, "title": "Call the supplier"},
+    ),
+    Case(
+        "TODO_DUE_DATE_ADDED",
+        "todo",
+        "UPDATE todos SET dued_at = '2026-12-24 17:30:00.1234+01'"
+        " WHERE id = 'tdo_base'",
+        {"id": "tdo_base", "duedAt": None},
+        {"id": "tdo_base", "duedAt": "2026-12-24T16:30:00.123Z"},
+    ),
+    Case(
+        "TODO_DUE_DATE_UPDATED",
+        "todo",
+        "UPDATE todos SET dued_at = '2027-01-02 08:00Z' WHERE id = 'tdo_base'",
+        {"id": "tdo_base", "duedAt": "2026-12-24T09:00:00.000Z"},
+        {"id": "tdo_base", "duedAt": "2027-01-02T08:00:00.000Z"},
+        setup="UPDATE todos SET dued_at = '2026-12-24 09:00Z' WHERE id = 'tdo_base'",
+    ),
+    Case(
+        "TODO_DUE_DATE_REMOVED",
+        "todo",
+        "UPDATE todos SET dued_at = NULL WHERE id = 'tdo_base'",
+        {"id": "tdo_base", "duedAt": "2026-12-24T09:00:00.000Z"},
+        {"id": "tdo_base", "duedAt": None},
+        setup="UPDATE todos SET dued_at = '2026-12-24 09:00Z' WHERE id = 'tdo_base'",
+    ),
+    Case(
+        "TODO_ASSIGNEE_ADDED",
+        "todo",
+        "INSERT INTO todo_users (id, todo_id, user_id)"
+        " VALUES ('tdu_new', 'tdo_base', 'usr_carol')",
+        {"id": "tdo_base", "todoUsers.userId": ["usr_alice"]},
+        {"id": "tdo_base", "todoUsers.userId": ["usr_alice", "usr_carol"],
+         "todoUsers.id": ["tdu_base", "tdu_new"]},
+    ),
+    Case(
+        "TODO_ASSIGNEE_REMOVED",
+        "todo",
+        "DELETE FROM todo_users WHERE id = 'tdu_base'",
+        {"id": "tdo_base", "todoUsers.userId": ["usr_alice"]},
+        {"id": "tdo_base", "todoUsers": []},
+    ),
+    Case(
+        "TODO_TAG_ADDED",
+        "todo",
+        "INSERT INTO todo_tags (id, todo_id, tag_id)"
+        " VALUES ('tdt_new', 'tdo_base', 'tag_later')",
+        {"id": "tdo_base", "todoTags.tagId": ["tag_urgent"]},
+        {"id": "tdo_base", "todoTags.tagId": ["tag_urgent", "tag_later"]},
+        setup="INSERT INTO tags (id, project_id, title, color)"
+        " VALUES ('tag_later', 'prj_ops', 'Later', 'grey')",
+    ),
+    Case(
+        "TODO_TAG_REMOVED",
+        "todo",
+        "DELETE FROM todo_tags WHERE id = 'tdt_base'",
+        {"id": "tdo_base", "todoTags.tagId": ["tag_urgent"]},
+        {"id": "tdo_base", "todoTags": []},
+    ),
+    Case(
+        "TODO_CUSTOM_FIELD_UPDATED",
+        "todo",
+        "UPDATE todo_custom_fields SET value = '{\"amount\": \"1300.00\"}'"
+        " WHERE id = 'tcf_base'",
+        {"id": "tdo_base", "todoCustomFields.value": [{"amount": "1200.50"}]},
+        {"id": "tdo_base", "todoCustomFields.value": [{"amount": "1300.00"}],
+         "todoCustomFields.customFieldId": ["cfd_budget"]},
+    ),
+    Case(
+        "TODO_CHECKLIST_ITEM_NAME_CHANGED",
+        "item",
+        "UPDATE todo_checklist_items SET title = 'Find the phone number'"
+        " WHERE id = 'cki_base'",
+        {"id": "cki_base", "title": "Find the number"},
+        {"id": "cki_base", "title": "Find the phone number"},
+        setup=ITEM,
+    ),
+    Case(
+        "TODO_CHECKLIST_ITEM_DELETED",
+        "item",
+        "DELETE FROM todo_checklist_items WHERE id = 'cki_base'",
+        {"id": "cki_base", "title": "Find the number",
+         "todoChecklistItemUsers.userId": ["usr_carol"]},
+        None,
+        setup=ITEM + "INSERT INTO todo_checklist_item_users"
+        " (todo_checklist_item_id, user_id) VALUES ('cki_base', 'usr_carol')",
+    ),
+    Case(
+        "TODO_CHECKLIST_ITEM_DUE_DATE_ADDED",
+        "item",
+        "UPDATE todo_checklist_items SET dued_at = '2026-12-20 10:00Z'"
+        " WHERE id = 'cki_base'",
+        {"id": "cki_base", "duedAt": None},
+        {"id": "cki_base", "duedAt": "2026-12-20T10:00:00.000Z"},
+        setup=ITEM + "UPDATE todo_checklist_items SET dued_at = NULL",
+    ),
+    Case(
+        "TODO_CHECKLIST_ITEM_DUE_DATE_UPDATED",
+        "item",
+        "UPDATE todo_checklist_items SET dued_at = '2026-12-23 09:00:00.5Z'"
+        " WHERE id = 'cki_base'",
+        {"id": "cki_base", "duedAt": "2026-12-24T09:00:00.000Z"},
+        {"id": "cki_base", "duedAt": "2026-12-23T09:00:00.500Z"},
+        setup=ITEM,
+    ),
+    Case(
+        "TODO_CHECKLIST_ITEM_DUE_DATE_REMOVED",
+        "item",
+        "UPDATE todo_checklist_items SET dued_at = NULL WHERE id = 'cki_base'",
+        {"id": "cki_base", "duedAt": "2026-12-24T09:00:00.000Z"},
+        {"id": "cki_base", "duedAt": None},
+        setup=ITEM,
+    ),
+    Case(
+        "TODO_CHECKLIST_ITEM_ASSIGNEE_ADDED",
+        "item",
+        "INSERT INTO todo_checklist_item_users (id, todo_checklist_item_id, user_id)"
+        " VALUES ('ciu_new', 'cki_base', 'usr_alice')",
+        {"id": "cki_base", "todoChecklistItemUsers": []},
+        {"id": "cki_base", "todoChecklistItemUsers.id": ["ciu_new"],
+         "todoChecklistItemUsers.userId": ["usr_alice"]},
+        setup=ITEM,
+    ),
+    Case(
+        "TODO_CHECKLIST_ITEM_ASSIGNEE_REMOVED",
+        "item",
+        "DELETE FROM todo_checklist_item_users WHERE id = 'ciu_base'",
+        {"id": "cki_base", "todoChecklistItemUsers.userId": ["usr_carol"]},
+        {"id": "cki_base", "todoChecklistItemUsers": []},
+        setup=ITEM + "INSERT INTO todo_checklist_item_users"
+        " (id, todo_checklist_item_id, user_id)"
+        " VALUES ('ciu_base', 'cki_base', 'usr_carol')",
+    ),
+    Case(
+        "TODO_CHECKLIST_ITEM_DONE_STATUS_UPDATED",
+        "item",
+        "UPDATE todo_checklist_items SET done = true WHERE id = 'cki_base'",
+        {"id": "cki_base", "done": False},
+        {"id": "cki_base", "done": True},
+        setup=ITEM,
+    ),
+    Case(
+        "CUSTOM_FIELD_CREATED",
+        "field",
+        "INSERT INTO custom_fields (id, project_id, name, type, position)"
+        " VALUES ('cfd_new', 'prj_ops', 'Delivery date', 'DATE', 131070.5)",
+        None,
+        {"id": "cfd_new", "name": "Delivery date", "type": "DATE",
+         "position": 131070.5, "projectId": "prj_ops"},
+    ),
+    Case(
+        "CUSTOM_FIELD_DELETED",
+        "field",
+        "DELETE FROM custom_fields WHERE id = 'cfd_new'",
+        {"id": "cfd_new", "name": "Delivery date", "projectId": "prj_ops"},
+        None,
+        setup="INSERT INTO custom_fields (id, project_id, name, type)"
+        " VALUES ('cfd_new', 'prj_ops', 'Delivery date', 'DATE')",
+    ),
+    Case(
+        "CUSTOM_FIELD_UPDATED",
+        "field",
+        "UPDATE custom_fields SET name = 'Budget (EUR)' WHERE id = 'cfd_budget'",
+        {"id": "cfd_budget", "name": "Budget", "type": "CURRENCY"},
+        {"id": "cfd_budget", "name": "Budget (EUR)", "type": "CURRENCY"},
+    ),
+    Case(
+        "TAG_CREATED",
+        "tag",
+        "INSERT INTO tags (id, project_id, title, color)"
+        " VALUES ('tag_new', 'prj_ops', 'Blocked 🚧', '#ff0000')",
+        None,
+        {"id": "tag_new", "title": "Blocked 🚧", "color": "#ff0000",
+         "projectId": "prj_ops"},
+    ),
+    Case(
+        "TAG_DELETED",
+        "tag",
+        "DELETE FROM tags WHERE id = 'tag_later'",
+        {"id": "tag_later", "title": "Later", "color": "grey"},
+        None,
+        setup="INSERT INTO tags (id, project_id, title, color)"
+        " VALUES ('tag_later', 'prj_ops', 'Later', 'grey')",
+    ),
+    Case(
+        "TAG_UPDATED",
+        "tag",
+        "UPDATE tags SET color = 'orange' WHERE id = 'tag_urgent'",
+        {"id": "tag_urgent", "title": "Urgent", "color": "red"},
+        {"id": "tag_urgent", "title": "Urgent", "color": "orange"},
+    ),
 ]  # fmt: skip
 
 
@@ -198,6 +408,8 @@ async def test_one_change_gives_one_signed_nested_delivery(
     case: Case, db: psycopg.Connection[Any], dsn: str, receiver: Receiver
 ) -> None:
     seed_world(db)
+    if case.setup:
+        change(db, case.setup + "; DELETE FROM relay.events")
     webhook_id, secret = add_webhook(db, receiver, "/hook")
 
     async with running_relay(dsn):
@@ -228,8 +440,16 @@ def check_value(value: Any, expected: dict[str, Any] | None, kind: str) -> None:
         assert value is None
         return
     assert set(value) == KEYS[kind]
-    assert {key: value[key] for key in expected} == expected
+    assert {key: pick(value, key) for key in expected} == expected
     check_context(value, kind)
+
+
+def pick(value: dict[str, Any], key: str) -> Any:
+    """``value[key]``, or for "list.key" that key of each item of the list."""
+    if "." not in key:
+        return value[key]
+    outer, inner = key.split(".")
+    return [item[inner] for item in value[outer]]
 
 
 def check_context(value: dict[str, Any], kind: str) -> None:

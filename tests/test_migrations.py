@@ -28,7 +28,9 @@ SHIPPED = [
     "0003_capture_triggers",
     "0004_payload_functions",
     "0005_filters_and_item_assignees",
+    "0006_complete_capture",
     "0007_webhook_json_v2",
+    "0008_payload_functions_v2",
 ]
 VERSIONS = [int(label[:4]) for label in SHIPPED]
 # The key relay migrate takes turns with; holding it makes the commands queue.

@@ -2,7 +2,7 @@
 
 -- name: build_payloads
 -- The JSON body of each claimed delivery, nested context included, ready to send.
-SELECT d.id AS delivery_id, relay.payload_v1(e, w) AS body
+SELECT d.id AS delivery_id, relay.payload_v2(e, w) AS body
 FROM relay.deliveries d
 JOIN relay.events e ON e.id = d.event_id
 JOIN relay.webhooks w ON w.id = d.webhook_id
