@@ -10,6 +10,8 @@ delivery.
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,10 +21,10 @@ from psycopg.types.json import Jsonb
 from relay import claims, webhooks
 from relay.db import connect_async
 from relay.receiver import Receiver
-from tests.support import seed_world
+from tests.support import change, relay_command, running_relay, seed_world
 
 NOWHERE = "http://127.0.0.1:9/nowhere"
-NEW_TODO = "INSERT INTO todos (id, todo_list_id, title) VALUES ('{id}', '{list}', 'x')"
+NEW_COMMENT = "INSERT INTO comments (todo_id, text) VALUES ('tdo_base', 'Noted')"
 
 
 def add_filtered_webhook(
@@ -309,3 +311,52 @@ async def test_a_health_check_goes_to_its_webhook_alone_and_only_if_enabled(
     received = await fan_out(dsn, db)
 
     assert received == {"target": [target]}
+
+
+def events_on(receiver: Receiver, name: str) -> list[str]:
+    return sorted(request.event for request in receiver.on(f"/{name}"))
+
+
+def health_checks(db: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
+    """(entity_id, for_webhook_id, company, project, values) of each health check."""
+    return db.execute(
+        "SELECT entity_id, for_webhook_id, company_id, project_id, previous_value,"
+        " current_value FROM relay.events WHERE event = 'WEBHOOK_HEALTH_CHECK'"
+    ).fetchall()
+
+
+async def test_re_enabling_sends_one_health_check_to_that_webhook_alone(
+    db: psycopg.Connection[Any], dsn: str, receiver: Receiver
+) -> None:
+    seed_world(db)
+    target = add_filtered_webhook(
+        db, "target", receiver, events=["COMMENT_CREATED"], tag_ids=["tag_urgent"]
+    )
+    add_filtered_webhook(db, "everything", receiver)
+    webhooks.set_enabled(db, target, enabled=False)
+
+    async with running_relay(dsn):
+        enabled = await asyncio.to_thread(
+            relay_command, "webhooks", "enable", target, dsn=dsn
+        )
+        [check] = await receiver.wait_for(1, path="/target")
+        again = await asyncio.to_thread(
+            relay_command, "webhooks", "enable", target, dsn=dsn
+        )
+        # A later event both webhooks receive: had the second enable queued a
+        # health check, it would have been fanned out before this event.
+        change(db, NEW_COMMENT)
+        await receiver.wait_for(2, path="/target")
+        await receiver.wait_for(1, path="/everything")
+
+    assert (enabled.returncode, again.returncode) == (0, 0)
+    assert json.loads(enabled.stdout)["enabled"] is True
+    assert check.event == "WEBHOOK_HEALTH_CHECK"
+    assert check.signature_verified is True
+    payload = check.payload
+    assert payload["event"] == "WEBHOOK_HEALTH_CHECK"
+    assert (payload["previousValue"], payload["currentValue"]) == (None, None)
+    assert (payload["webhook"]["id"], payload["webhook"]["enabled"]) == (target, True)
+    assert events_on(receiver, "target") == ["COMMENT_CREATED", "WEBHOOK_HEALTH_CHECK"]
+    assert events_on(receiver, "everything") == ["COMMENT_CREATED"]
+    assert health_checks(db) == [(target, target, None, None, None, None)]

@@ -95,33 +95,76 @@ async def test_only_webhooks_whose_filters_and_scope_match_receive_an_event(
     assert all(request.signature_verified for request in receiver.requests)
 
 
-async def test_removing_a_member_stops_their_webhook_from_the_next_event(
+def delivered_todo_ids(receiver: Receiver, path: str) -> list[str]:
+    return [request.payload["currentValue"]["id"] for request in receiver.on(path)]
+
+
+def deliveries_of(db: psycopg.Connection[Any], entity_id: str) -> list[tuple[Any, ...]]:
+    return db.execute(
+        "SELECT d.webhook_id FROM relay.deliveries d"
+        " JOIN relay.events e ON e.id = d.event_id WHERE e.entity_id = %s",
+        (entity_id,),
+    ).fetchall()
+
+
+async def test_membership_decides_scope_from_the_next_event_on(
+    db: psycopg.Connection[Any], dsn: str, receiver: Receiver
+) -> None:
+    seed_world(db)
+    add_webhook(db, receiver, "/alice")
+    in_ops = "project_id = 'prj_ops' AND user_id = 'usr_alice'"
+
+    async with running_relay(dsn):
+        change(db, NEW_TODO.format(id="tdo_member", list="lst_inbox"))
+        await receiver.wait_for(1, path="/alice")
+        change(db, f"DELETE FROM project_users WHERE {in_ops}")
+        change(db, NEW_TODO.format(id="tdo_removed", list="lst_inbox"))
+        # Alice is still in Sales: this later event is delivered, so the one
+        # before it has been fanned out already.
+        change(db, NEW_TODO.format(id="tdo_sales", list="lst_pipeline"))
+        await receiver.wait_for(2, path="/alice")
+        removed_deliveries = deliveries_of(db, "tdo_removed")
+        change(
+            db,
+            "INSERT INTO project_users (project_id, user_id)"
+            " VALUES ('prj_ops', 'usr_alice')",
+        )
+        change(db, NEW_TODO.format(id="tdo_added", list="lst_inbox"))
+        await receiver.wait_for(3, path="/alice")
+
+    assert removed_deliveries == []
+    assert delivered_todo_ids(receiver, "/alice") == [
+        "tdo_member",
+        "tdo_sales",
+        "tdo_added",
+    ]
+
+
+async def test_a_creator_moved_to_another_company_takes_the_scope_along(
     db: psycopg.Connection[Any], dsn: str, receiver: Receiver
 ) -> None:
     seed_world(db)
     add_webhook(db, receiver, "/alice")
 
     async with running_relay(dsn):
-        change(db, NEW_TODO.format(id="tdo_before", list="lst_inbox"))
-        await receiver.wait_for(1, path="/alice")
+        # Alice joins Globex and its project, keeping her Acme memberships rows.
         change(
             db,
-            "DELETE FROM project_users WHERE user_id = 'usr_alice'"
-            " AND project_id = 'prj_ops'",
+            "UPDATE users SET company_id = 'cmp_globex' WHERE id = 'usr_alice';"
+            " INSERT INTO project_users (project_id, user_id)"
+            " VALUES ('prj_globex', 'usr_alice')",
         )
-        change(db, NEW_TODO.format(id="tdo_after", list="lst_inbox"))
-        await eventually(
-            lambda: (
-                db.execute(
-                    "SELECT bool_and(fanned_out_at IS NOT NULL) FROM relay.events"
-                ).fetchone()
-                == (True,)
-            )
+        change(db, NEW_TODO.format(id="tdo_acme", list="lst_inbox"))
+        change(
+            db,
+            "INSERT INTO todo_lists (id, project_id, title)"
+            " VALUES ('lst_globex', 'prj_globex', 'Globex plans')",
         )
+        [request] = await receiver.wait_for(1, path="/alice")
 
-    assert [request.payload["currentValue"]["id"] for request in receiver.requests] == [
-        "tdo_before"
-    ]
+    assert request.event == "TODO_LIST_CREATED"
+    assert request.payload["currentValue"]["id"] == "lst_globex"
+    assert deliveries_of(db, "tdo_acme") == []
 
 
 async def test_two_relays_deliver_each_event_to_each_webhook_once(
