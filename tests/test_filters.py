@@ -21,9 +21,19 @@ from psycopg.types.json import Jsonb
 from relay import claims, webhooks
 from relay.db import connect_async
 from relay.receiver import Receiver
-from tests.support import change, relay_command, running_relay, seed_world
+from tests.support import (
+    all_delivered,
+    change,
+    eventually,
+    relay_command,
+    running_relay,
+    seed_world,
+)
 
 NOWHERE = "http://127.0.0.1:9/nowhere"
+NEW_TODO = (
+    "INSERT INTO todos (id, todo_list_id, title) VALUES ('tdo_new', 'lst_inbox', 'x')"
+)
 NEW_COMMENT = "INSERT INTO comments (todo_id, text) VALUES ('tdo_base', 'Noted')"
 
 
@@ -313,6 +323,15 @@ async def test_a_health_check_goes_to_its_webhook_alone_and_only_if_enabled(
     assert received == {"target": [target]}
 
 
+def webhook_json(db: psycopg.Connection[Any], webhook_id: str) -> Any:
+    row = db.execute(
+        "SELECT relay.webhook_json_v2(w) FROM relay.webhooks w WHERE w.id = %s",
+        (webhook_id,),
+    ).fetchone()
+    assert row is not None
+    return row[0]
+
+
 def events_on(receiver: Receiver, name: str) -> list[str]:
     return sorted(request.event for request in receiver.on(f"/{name}"))
 
@@ -353,10 +372,114 @@ async def test_re_enabling_sends_one_health_check_to_that_webhook_alone(
     assert json.loads(enabled.stdout)["enabled"] is True
     assert check.event == "WEBHOOK_HEALTH_CHECK"
     assert check.signature_verified is True
-    payload = check.payload
-    assert payload["event"] == "WEBHOOK_HEALTH_CHECK"
-    assert (payload["previousValue"], payload["currentValue"]) == (None, None)
-    assert (payload["webhook"]["id"], payload["webhook"]["enabled"]) == (target, True)
+    assert check.payload == {
+        "event": "WEBHOOK_HEALTH_CHECK",
+        "webhook": webhook_json(db, target),
+        "previousValue": None,
+        "currentValue": None,
+    }
+    assert check.payload["webhook"]["enabled"] is True
     assert events_on(receiver, "target") == ["COMMENT_CREATED", "WEBHOOK_HEALTH_CHECK"]
     assert events_on(receiver, "everything") == ["COMMENT_CREATED"]
     assert health_checks(db) == [(target, target, None, None, None, None)]
+
+
+async def test_filters_narrow_what_real_changes_deliver(
+    db: psycopg.Connection[Any], dsn: str, receiver: Receiver
+) -> None:
+    seed_world(db)
+    change(
+        db,
+        "INSERT INTO custom_fields (id, project_id, name)"
+        " VALUES ('cfd_owner', 'prj_ops', 'Owner');"
+        " INSERT INTO todo_custom_fields (todo_id, custom_field_id, value)"
+        " VALUES ('tdo_base', 'cfd_owner', '\"Ann\"')",
+    )
+    add_filtered_webhook(db, "inbox", receiver, todo_list_ids=["lst_inbox"])
+    add_filtered_webhook(db, "urgent", receiver, tag_ids=["tag_urgent"])
+    add_filtered_webhook(db, "alice", receiver, assignee_ids=["usr_alice"])
+    add_filtered_webhook(
+        db, "html", receiver, events=["COMMENT_UPDATED"], changed_fields=["html"]
+    )
+    add_filtered_webhook(
+        db,
+        "budget",
+        receiver,
+        events=["TODO_CUSTOM_FIELD_UPDATED"],
+        changed_fields=["cfd_budget"],
+    )
+    todo = "UPDATE todos SET {} WHERE id = 'tdo_base'"
+    value = "UPDATE todo_custom_fields SET value = '{}' WHERE custom_field_id = '{}'"
+    changes = [
+        todo.format("todo_list_id = 'lst_later'"),  # out of the watched list
+        todo.format("title = 'Call the supplier today'"),
+        "DELETE FROM todo_tags WHERE todo_id = 'tdo_base'",
+        todo.format("title = 'Call the supplier tomorrow'"),
+        "DELETE FROM todo_users WHERE todo_id = 'tdo_base'",
+        "UPDATE comments SET text = 'Edited' WHERE id = 'cmt_base'",
+        "UPDATE comments SET html = '<p>Edited</p>' WHERE id = 'cmt_base'",
+        value.format('"Bea"', "cfd_owner"),
+        value.format('{"amount": "99.00"}', "cfd_budget"),
+        "UPDATE tags SET color = 'orange' WHERE id = 'tag_urgent'",
+        NEW_TODO,
+    ]
+
+    async with running_relay(dsn):
+        for sql in changes:
+            change(db, sql)
+            # Live tags and assignees are read at fan-out: each change is fanned
+            # out before the next, as a relay keeping up does.
+            await eventually(lambda: all_fanned_out(db))
+        await eventually(lambda: all_delivered(db, expected=15))
+
+    assert delivered(db) == {
+        "inbox": ["TODO_MOVED", "TAG_UPDATED", "TODO_CREATED"],
+        "urgent": [
+            "TODO_MOVED",
+            "TODO_NAME_CHANGED",
+            "TODO_TAG_REMOVED",
+            "TAG_UPDATED",
+        ],
+        "alice": [
+            "TODO_MOVED",
+            "TODO_NAME_CHANGED",
+            "TODO_TAG_REMOVED",
+            "TODO_NAME_CHANGED",
+            "TODO_ASSIGNEE_REMOVED",
+            "TAG_UPDATED",
+        ],
+        "html": ["COMMENT_UPDATED"],
+        "budget": ["TODO_CUSTOM_FIELD_UPDATED"],
+    }
+    assert len(receiver.requests) == 15
+    assert delivered_fields(db, "html") == [["html"]]
+    assert delivered_fields(db, "budget") == [["cfd_budget"]]
+
+
+def all_fanned_out(db: psycopg.Connection[Any]) -> bool:
+    pending = db.execute(
+        "SELECT count(*) FROM relay.events WHERE fanned_out_at IS NULL"
+    ).fetchone()
+    return pending == (0,)
+
+
+def delivered(db: psycopg.Connection[Any]) -> dict[str, list[str]]:
+    """Each webhook's name and the events it was sent, in event order."""
+    sent: dict[str, list[str]] = {}
+    for name, event in db.execute(
+        "SELECT w.name, e.event FROM relay.deliveries d"
+        " JOIN relay.webhooks w ON w.id = d.webhook_id"
+        " JOIN relay.events e ON e.id = d.event_id ORDER BY e.id"
+    ):
+        sent.setdefault(name, []).append(event)
+    return sent
+
+
+def delivered_fields(db: psycopg.Connection[Any], name: str) -> list[list[str]]:
+    rows = db.execute(
+        "SELECT e.changed_fields FROM relay.deliveries d"
+        " JOIN relay.webhooks w ON w.id = d.webhook_id"
+        " JOIN relay.events e ON e.id = d.event_id WHERE w.name = %s ORDER BY e.id",
+        (name,),
+    ).fetchall()
+    return [row[0] for row in rows]

@@ -107,9 +107,11 @@ GROUP BY w.id;
 DELETE FROM relay.webhooks WHERE id = %(webhook_id)s RETURNING id;
 
 -- name: set_enabled
--- Enable or disable a webhook; says whether it was enabled before.
+-- Enable or disable a webhook; says whether it was enabled before. A switch to
+-- the state it already has changes nothing, updated_at included.
 UPDATE relay.webhooks AS w
-SET enabled = %(enabled)s, updated_at = now()
+SET enabled = %(enabled)s,
+    updated_at = CASE WHEN w.enabled = %(enabled)s THEN w.updated_at ELSE now() END
 FROM (
     SELECT id, enabled FROM relay.webhooks WHERE id = %(webhook_id)s FOR UPDATE
 ) AS before
