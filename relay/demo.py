@@ -1,9 +1,10 @@
 """The main job end to end: changes committed in PostgreSQL arrive as signed webhooks.
 
 Without a DSN it runs on a throwaway cluster that it removes afterwards. It seeds a
-company, a user, a project and a list, starts a receiver that verifies signatures,
-registers a webhook, runs the relay, and makes one change per captured event,
-printing each delivery as it arrives with the time from commit to receipt.
+company, two users, a project and a list, starts a receiver that verifies
+signatures, registers a webhook, runs the relay, and makes the changes of
+relay.demo_steps, one per captured event, printing each delivery as it arrives with
+the time from commit to receipt.
 """
 
 from __future__ import annotations
@@ -23,80 +24,23 @@ import asyncpg
 
 from relay import db, migrations, webhooks
 from relay.cluster import ThrowawayCluster
+from relay.demo_steps import STEPS, Step
 from relay.errors import RelayError
 from relay.receiver import ReceivedRequest, Receiver
 from relay.service import RelayService
 from relay.settings import Settings
 
 PATH = "/demo"
-HEADER = f"{'#':>2}  {'EVENT':<28} {'SIGNATURE':<10} {'COMMIT TO RECEIPT':>17}"
+# The longest event name and one space more, so that columns stay two spaces apart.
+EVENT_WIDTH = max(len(step.event) for step in STEPS) + 1
+HEADER = (
+    f"{'#':>2}  {'EVENT':<{EVENT_WIDTH}} {'SIGNATURE':<10} {'COMMIT TO RECEIPT':>17}"
+)
 WAIT_SECONDS = 15.0
-
-# One change per captured event, each in its own transaction, in this order: the
-# event, the statement, and which of the demo's ids fill its parameters.
-STEPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    (
-        "TODO_LIST_CREATED",
-        "INSERT INTO todo_lists (id, project_id, title) VALUES ($1, $2, 'Backlog')",
-        ("next_list", "project"),
-    ),
-    (
-        "TODO_LIST_NAME_CHANGED",
-        "UPDATE todo_lists SET title = 'Next up' WHERE id = $1",
-        ("next_list",),
-    ),
-    (
-        "TODO_CREATED",
-        "INSERT INTO todos (id, todo_list_id, title, position)"
-        " VALUES ($1, $2, 'Call the supplier', 65535.5)",
-        ("todo", "inbox"),
-    ),
-    (
-        "TODO_NAME_CHANGED",
-        "UPDATE todos SET title = 'Call the supplier about 🚚' WHERE id = $1",
-        ("todo",),
-    ),
-    (
-        "TODO_MOVED",
-        "UPDATE todos SET todo_list_id = $2 WHERE id = $1",
-        ("todo", "next_list"),
-    ),
-    (
-        "COMMENT_CREATED",
-        "INSERT INTO comments (id, todo_id, text, html)"
-        " VALUES ($1, $2, 'Ask for Tuesday', '<p>Ask for Tuesday</p>')",
-        ("comment", "todo"),
-    ),
-    (
-        "COMMENT_UPDATED",
-        "UPDATE comments SET text = 'Ask for Wednesday' WHERE id = $1",
-        ("comment",),
-    ),
-    (
-        "TODO_CHECKLIST_CREATED",
-        "INSERT INTO todo_checklists (id, todo_id, title)"
-        " VALUES ($1, $2, 'Before the call')",
-        ("checklist", "todo"),
-    ),
-    (
-        "TODO_CHECKLIST_NAME_CHANGED",
-        "UPDATE todo_checklists SET title = 'Before calling' WHERE id = $1",
-        ("checklist",),
-    ),
-    (
-        "TODO_CHECKLIST_ITEM_CREATED",
-        "INSERT INTO todo_checklist_items (todo_checklist_id, title)"
-        " VALUES ($1, 'Find the order number')",
-        ("checklist",),
-    ),
-    ("COMMENT_DELETED", "DELETE FROM comments WHERE id = $1", ("comment",)),
-    (
-        "TODO_CHECKLIST_DELETED",
-        "DELETE FROM todo_checklists WHERE id = $1",
-        ("checklist",),
-    ),
-    ("TODO_DELETED", "DELETE FROM todos WHERE id = $1", ("todo",)),
-    ("TODO_LIST_DELETED", "DELETE FROM todo_lists WHERE id = $1", ("next_list",)),
+# The events the current transaction has added so far, oldest first.
+EVENTS_OF_THIS_TRANSACTION = (
+    "SELECT coalesce(array_agg(event ORDER BY id), '{}') FROM relay.events"
+    " WHERE fanned_out_at IS NULL AND xmin = pg_current_xact_id()::xid"
 )
 
 
@@ -152,7 +96,7 @@ def throwaway_cluster_unless(dsn: str | None) -> Iterator[str]:
 
 
 async def seed_company(connection: asyncpg.Connection) -> Seed:
-    """A company, a user who is a member of a project, and its Inbox list."""
+    """A company, two users who are members of a project, and its Inbox list."""
     suffix = secrets.token_hex(3)
     async with connection.transaction():
         company_id = await connection.fetchval(
@@ -165,30 +109,44 @@ async def seed_company(connection: asyncpg.Connection) -> Seed:
             company_id,
             f"ada-{suffix}@example.org",
         )
+        # Someone to assign the todo to.
+        colleague_id = await connection.fetchval(
+            "INSERT INTO users (company_id, email, first_name, last_name)"
+            " VALUES ($1, $2, 'Grace', 'Hopper') RETURNING id",
+            company_id,
+            f"grace-{suffix}@example.org",
+        )
         project_id = await connection.fetchval(
             "INSERT INTO projects (company_id, slug, name)"
             " VALUES ($1, $2, 'Operations') RETURNING id",
             company_id,
             f"ops-{suffix}",
         )
-        await connection.execute(
+        await connection.executemany(
             "INSERT INTO project_users (project_id, user_id) VALUES ($1, $2)",
-            project_id,
-            user_id,
+            [(project_id, user_id), (project_id, colleague_id)],
         )
         list_id = await connection.fetchval(
             "INSERT INTO todo_lists (project_id, title, position)"
             " VALUES ($1, 'Inbox', 131070) RETURNING id",
             project_id,
         )
-    say(f"Seeded company {company_id}, user {user_id}, project {project_id}.")
+    say(
+        f"Seeded company {company_id}, users {user_id} and {colleague_id},"
+        f" project {project_id}."
+    )
     ids = {
+        "user": user_id,
+        "colleague": colleague_id,
         "project": project_id,
         "inbox": list_id,
         "next_list": f"lst_demo_{suffix}",
         "todo": f"tdo_demo_{suffix}",
         "comment": f"cmt_demo_{suffix}",
         "checklist": f"chk_demo_{suffix}",
+        "checklist_item": f"cki_demo_{suffix}",
+        "tag": f"tag_demo_{suffix}",
+        "custom_field": f"cfd_demo_{suffix}",
     }
     return Seed(company_id, user_id, project_id, ids)
 
@@ -205,10 +163,9 @@ async def deliver_changes(dsn: str, connection: asyncpg.Connection, seed: Seed) 
         try:
             async with running_relay(dsn):
                 print(HEADER)
-                for number, (event, statement, keys) in enumerate(STEPS, start=1):
-                    await make_change(connection, seed, statement, keys)
-                    commit_times[event] = time.time()
-                    await receiver.wait_for(number, path=PATH, timeout=WAIT_SECONDS)
+                for number, step in enumerate(STEPS, start=1):
+                    await make_change(connection, seed, step, commit_times)
+                    await wait_for_delivery(receiver, number, step)
                 await check_recorded(connection, webhook_id)
         finally:
             await asyncio.to_thread(delete_webhook, dsn, webhook_id)
@@ -217,14 +174,39 @@ async def deliver_changes(dsn: str, connection: asyncpg.Connection, seed: Seed) 
 
 
 async def make_change(
-    connection: asyncpg.Connection, seed: Seed, statement: str, keys: tuple[str, ...]
+    connection: asyncpg.Connection,
+    seed: Seed,
+    step: Step,
+    commit_times: dict[str, float],
 ) -> None:
     async with connection.transaction():
         # The application names the acting user for the triggers, per transaction.
         await connection.execute(
             "SELECT set_config('relay.actor_id', $1, true)", seed.user_id
         )
-        await connection.execute(statement, *(seed.ids[key] for key in keys))
+        await connection.execute(step.statement, *(seed.ids[key] for key in step.keys))
+
+        # A cascade or a second changed field would add events that the rows could
+        # not tell apart from the next steps' ones: refuse them before the commit.
+        events = await connection.fetchval(EVENTS_OF_THIS_TRANSACTION)
+        if events != [step.event]:
+            raise RelayError(
+                f"the change for {step.event} gave the events {events};"
+                " each change of the demo must give exactly its own"
+            )
+
+        # Noted as the COMMIT is sent: PostgreSQL makes the change visible, and the
+        # relay may deliver it, a few milliseconds before its answer comes back.
+        commit_times[step.event] = time.time()
+
+
+async def wait_for_delivery(receiver: Receiver, number: int, step: Step) -> None:
+    try:
+        await receiver.wait_for(number, path=PATH, timeout=WAIT_SECONDS)
+    except TimeoutError:
+        raise RelayError(
+            f"{step.event} did not arrive within {WAIT_SECONDS:.0f} s"
+        ) from None
 
 
 def register_webhook(dsn: str, seed: Seed, receiver: Receiver) -> tuple[str, str]:
@@ -311,7 +293,8 @@ class DeliveryPrinter:
         signature = "verified" if request.signature_verified else "BAD"
         number = len(self.latencies_ms)
         print(
-            f"{number:>2}  {event:<28} {signature:<10} {latency:>14.1f} ms", flush=True
+            f"{number:>2}  {event:<{EVENT_WIDTH}} {signature:<10} {latency:>14.1f} ms",
+            flush=True,
         )
 
     def summarise(self) -> None:

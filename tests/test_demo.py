@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from relay.demo import STEPS
+from relay.demo_steps import STEPS
 from relay.events import CAPTURED_EVENTS
 from tests.support import relay_command, relay_environment
 
-DEMO_EVENTS = [event for event, _, _ in STEPS]
+DEMO_EVENTS = [step.event for step in STEPS]
 
 
 @pytest.fixture
@@ -50,7 +50,7 @@ def servers_running_in(folder: Path) -> list[str]:
     return found
 
 
-def test_the_demo_delivers_the_14_events_and_leaves_nothing_behind(
+def test_the_demo_delivers_the_event_of_each_step_and_leaves_nothing_behind(
     demo_tmpdir: Path,
 ) -> None:
     finished = relay_command("demo", timeout=120, TMPDIR=str(demo_tmpdir))
@@ -59,7 +59,8 @@ def test_the_demo_delivers_the_14_events_and_leaves_nothing_behind(
     rows = [line.split() for line in finished.stdout.splitlines()]
     delivered = [row[1] for row in rows if len(row) == 5 and row[2] == "verified"]
     assert delivered == DEMO_EVENTS
-    assert "14 events delivered, 14 signatures verified" in finished.stdout
+    count = len(STEPS)
+    assert f"{count} events delivered, {count} signatures verified" in finished.stdout
     assert "Stopped the throwaway cluster" in finished.stderr
     assert list(demo_tmpdir.iterdir()) == []
     assert servers_running_in(demo_tmpdir) == []

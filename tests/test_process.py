@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from relay import demo
+from relay import demo, demo_steps
 from relay.events import CAPTURED_EVENTS
 from relay.receiver import Receiver
 from tests.support import (
@@ -174,17 +174,23 @@ def test_the_demo_delivers_each_captured_event_verified_and_cleans_up(
     result = relay_command("demo", dsn=dsn, timeout=120)
 
     assert result.returncode == 0, result.stderr
+    count = len(demo_steps.STEPS)
     lines = result.stdout.splitlines()
-    header, rows, summary, context = lines[0], lines[1:15], lines[15], lines[16:]
+    header, rows = lines[0], lines[1 : 1 + count]
+    summary, context = lines[1 + count], lines[2 + count :]
     assert header == demo.HEADER
     # A row that does not match stays whole, so a failure shows it.
     printed = [match.groups() if (match := ROW.fullmatch(row)) else row for row in rows]
     assert printed == [
-        (str(number), event, "verified")
-        for number, (event, _, _) in enumerate(demo.STEPS, start=1)
+        (str(number), step.event, "verified")
+        for number, step in enumerate(demo_steps.STEPS, start=1)
     ]
     assert sorted(event for _, event, _ in printed) == sorted(CAPTURED_EVENTS)
-    assert summary.startswith("14 events delivered, 14 signatures verified; ")
+    # The columns line up under the header, the longest event name included.
+    assert {len(row) for row in rows} == {len(header)}
+    assert summary.startswith(
+        f"{count} events delivered, {count} signatures verified; "
+    )
     assert context == [
         "TODO_CREATED carried its context: todo 'Call the supplier' in list 'Inbox'"
         " of project 'Operations' of company 'Acme'."
