@@ -379,6 +379,8 @@ async def test_re_enabling_sends_one_health_check_to_that_webhook_alone(
         "currentValue": None,
     }
     assert check.payload["webhook"]["enabled"] is True
+    # The second enable changed nothing, not even updatedAt.
+    assert json.loads(again.stdout) == check.payload["webhook"]
     assert events_on(receiver, "target") == ["COMMENT_CREATED", "WEBHOOK_HEALTH_CHECK"]
     assert events_on(receiver, "everything") == ["COMMENT_CREATED"]
     assert health_checks(db) == [(target, target, None, None, None, None)]

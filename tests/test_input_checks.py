@@ -6,7 +6,7 @@ import pytest
 
 from relay.errors import ConfigError
 from relay.settings import Settings
-from relay.webhooks import check_name, check_secret, check_url
+from relay.webhooks import WebhookChanges, check_name, check_secret, check_url
 
 SECRET_RULE = "a secret must be 16 to 128 printable ASCII characters without spaces"
 WHSEC_RULE = (
@@ -76,6 +76,44 @@ def test_a_name_that_would_break_a_listing_is_refused(name: str) -> None:
 
 def test_a_unicode_name_is_fine() -> None:
     assert check_name("CRM sync · Ventes ✓") == "CRM sync · Ventes ✓"
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        (
+            WebhookChanges(),
+            "nothing to change; relay webhooks update --help lists what can",
+        ),
+        (
+            WebhookChanges(tag_ids=["tag_urgent"], clear=["lists", "tags"]),
+            "--clear tags and new tags contradict each other",
+        ),
+        (
+            WebhookChanges(clear=["labels"]),
+            "cannot clear 'labels'; choose from events, projects, lists, tags,"
+            " assignees, fields",
+        ),
+    ],
+)
+def test_an_update_that_says_nothing_or_contradicts_itself_is_refused(
+    changes: WebhookChanges, message: str
+) -> None:
+    with pytest.raises(ConfigError) as refused:
+        changes.given_filters()
+
+    assert str(refused.value) == message
+
+
+def test_an_update_replaces_given_filters_and_empties_cleared_ones() -> None:
+    changes = WebhookChanges(
+        name="New", todo_list_ids=("lst_a", "lst_b"), clear=("fields", "fields")
+    )
+
+    assert changes.given_filters() == {
+        "todo_list_ids": ["lst_a", "lst_b"],
+        "changed_fields": [],
+    }
 
 
 @pytest.mark.parametrize(
