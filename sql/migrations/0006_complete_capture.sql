@@ -38,10 +38,9 @@ CREATE UNLOGGED TABLE relay.departed_rows (
     entity text NOT NULL,
     id text NOT NULL,
     row_value jsonb NOT NULL,
-    remembered_at timestamptz NOT NULL DEFAULT clock_timestamp()
+    remembered_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    PRIMARY KEY (entity, id)
 );
-
-CREATE INDEX departed_rows_entity_id_idx ON relay.departed_rows (entity, id);
 
 -- A departing todo or checklist item also takes its assignees, tags and values
 -- along: they go in the same cascade, after the todo's own event is captured.
@@ -53,24 +52,33 @@ DECLARE
     remembered jsonb := to_jsonb(OLD);
 BEGIN
     IF TG_ARGV[0] = 'todo' THEN
-        remembered := remembered || jsonb_build_object(
-            '_todo_users', relay.relation_set_v1('todo_users', OLD.id),
-            '_todo_tags', relay.relation_set_v1('todo_tags', OLD.id),
-            '_todo_custom_fields',
-            relay.relation_set_v1('todo_custom_fields', OLD.id));
+        SELECT remembered || jsonb_build_object(
+            '_todo_users', coalesce((SELECT jsonb_agg(to_jsonb(r))
+                FROM public.todo_users r WHERE r.todo_id = OLD.id), '[]'),
+            '_todo_tags', coalesce((SELECT jsonb_agg(to_jsonb(r))
+                FROM public.todo_tags r WHERE r.todo_id = OLD.id), '[]'),
+            '_todo_custom_fields', coalesce((SELECT jsonb_agg(to_jsonb(r))
+                FROM public.todo_custom_fields r WHERE r.todo_id = OLD.id), '[]'))
+        INTO remembered;
     ELSIF TG_ARGV[0] = 'todo_checklist_item' THEN
-        remembered := remembered || jsonb_build_object(
-            '_todo_checklist_item_users',
-            relay.relation_set_v1('todo_checklist_item_users', OLD.id));
+        SELECT remembered || jsonb_build_object(
+            '_todo_checklist_item_users', coalesce((SELECT jsonb_agg(to_jsonb(r))
+                FROM public.todo_checklist_item_users r
+                WHERE r.todo_checklist_item_id = OLD.id), '[]'))
+        INTO remembered;
     END IF;
 
-    INSERT INTO relay.departed_rows (entity, id, row_value)
-    VALUES (TG_ARGV[0], OLD.id, remembered);
+    -- A row of the same id remembered earlier (deleted, inserted again) is stale.
+    INSERT INTO relay.departed_rows AS d (entity, id, row_value)
+    VALUES (TG_ARGV[0], OLD.id, remembered)
+    ON CONFLICT (entity, id) DO UPDATE
+    SET row_value = EXCLUDED.row_value, remembered_at = EXCLUDED.remembered_at;
     RETURN OLD;
 END;
 $$;
 
--- One row of a parent, live or departing, as jsonb.
+-- One row of a parent, live or departing, as jsonb. One small query per branch:
+-- a single CASE of sub-selects would start all of them on every call.
 CREATE FUNCTION relay.find_row_v1(entity text, row_id text) RETURNS jsonb
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -78,26 +86,24 @@ AS $$
 DECLARE
     found_row jsonb;
 BEGIN
-    found_row := CASE entity
-        WHEN 'todo_checklist' THEN
-            (SELECT to_jsonb(r) FROM public.todo_checklists r WHERE r.id = row_id)
-        WHEN 'todo' THEN (SELECT to_jsonb(r) FROM public.todos r WHERE r.id = row_id)
-        WHEN 'todo_list' THEN
-            (SELECT to_jsonb(r) FROM public.todo_lists r WHERE r.id = row_id)
-        WHEN 'project' THEN
-            (SELECT to_jsonb(r) FROM public.projects r WHERE r.id = row_id)
-        WHEN 'company' THEN
-            (SELECT to_jsonb(r) FROM public.companies r WHERE r.id = row_id)
-        WHEN 'todo_checklist_item' THEN
-            (SELECT to_jsonb(r) FROM public.todo_checklist_items r WHERE r.id = row_id)
-    END;
-    RETURN coalesce(found_row, (
-        SELECT d.row_value
+    IF entity = 'todo_checklist' THEN
+        SELECT to_jsonb(r) INTO found_row FROM public.todo_checklists r
+        WHERE r.id = row_id;
+    ELSIF entity = 'todo' THEN
+        SELECT to_jsonb(r) INTO found_row FROM public.todos r WHERE r.id = row_id;
+    ELSIF entity = 'todo_list' THEN
+        SELECT to_jsonb(r) INTO found_row FROM public.todo_lists r WHERE r.id = row_id;
+    ELSIF entity = 'project' THEN
+        SELECT to_jsonb(r) INTO found_row FROM public.projects r WHERE r.id = row_id;
+    ELSIF entity = 'company' THEN
+        SELECT to_jsonb(r) INTO found_row FROM public.companies r WHERE r.id = row_id;
+    END IF;
+    IF found_row IS NULL THEN
+        SELECT d.row_value INTO found_row
         FROM relay.departed_rows d
-        WHERE d.entity = find_row_v1.entity AND d.id = row_id
-        ORDER BY d.remembered_at DESC
-        LIMIT 1
-    ));
+        WHERE d.entity = find_row_v1.entity AND d.id = row_id;
+    END IF;
+    RETURN found_row;
 END;
 $$;
 
@@ -173,20 +179,29 @@ BEGIN
         WHERE change.happened
         ORDER BY n.id, change.ordinal;
     ELSE
+        -- EXECUTE plans this for the rows at hand: a plan cached while
+        -- relay.departed_rows was nearly empty would scan it once per row.
+        EXECUTE $query$
+        -- One context per parent, computed once: a bulk delete usually has few.
+        WITH x AS MATERIALIZED (
+            SELECT parent.id, relay.context_of_v1('todo_list', parent.id) AS context
+            FROM (SELECT DISTINCT todo_list_id AS id FROM old_rows) AS parent
+        )
         INSERT INTO relay.events (event, entity, entity_id, company_id, project_id,
                                   actor_id, todo_id, todo_list_ids,
                                   previous_value, current_value)
         SELECT 'TODO_DELETED', 'todo', o.id, x.context->'company'->>'id',
                x.context->'project'->>'id', relay.actor_id_v1(), o.id,
                ARRAY[o.todo_list_id],
-               coalesce(relay.find_row_v1('todo', o.id), to_jsonb(o))
+               coalesce(remembered.row_value, to_jsonb(o))
                    || jsonb_build_object('_context', x.context),
                NULL
         FROM old_rows o
-        CROSS JOIN LATERAL (
-            SELECT relay.context_of_v1('todo_list', o.todo_list_id) AS context
-        ) AS x
-        ORDER BY o.id;
+        JOIN x ON x.id = o.todo_list_id
+        LEFT JOIN relay.departed_rows remembered
+            ON remembered.entity = 'todo' AND remembered.id = o.id
+        ORDER BY o.id
+        $query$;
     END IF;
 
     RETURN NULL;
@@ -220,6 +235,11 @@ BEGIN
         WHERE o.title IS DISTINCT FROM n.title
         ORDER BY n.id;
     ELSE
+        -- One context per parent, computed once: a bulk delete usually has few.
+        WITH x AS MATERIALIZED (
+            SELECT parent.id, relay.context_of_v1('project', parent.id) AS context
+            FROM (SELECT DISTINCT project_id AS id FROM old_rows) AS parent
+        )
         INSERT INTO relay.events (event, entity, entity_id, company_id, project_id,
                                   actor_id, todo_list_ids, previous_value,
                                   current_value)
@@ -227,9 +247,7 @@ BEGIN
                o.project_id, relay.actor_id_v1(), ARRAY[o.id],
                to_jsonb(o) || jsonb_build_object('_context', x.context), NULL
         FROM old_rows o
-        CROSS JOIN LATERAL (
-            SELECT relay.context_of_v1('project', o.project_id) AS context
-        ) AS x
+        JOIN x ON x.id = o.project_id
         ORDER BY o.id;
     END IF;
 
@@ -268,6 +286,11 @@ BEGIN
         WHERE (o.html, o.text) IS DISTINCT FROM (n.html, n.text)
         ORDER BY n.id;
     ELSE
+        -- One context per parent, computed once: a bulk delete usually has few.
+        WITH x AS MATERIALIZED (
+            SELECT parent.id, relay.context_of_v1('todo', parent.id) AS context
+            FROM (SELECT DISTINCT todo_id AS id FROM old_rows) AS parent
+        )
         INSERT INTO relay.events (event, entity, entity_id, company_id, project_id,
                                   actor_id, todo_id, todo_list_ids,
                                   previous_value, current_value)
@@ -276,9 +299,7 @@ BEGIN
                ARRAY[x.context->'todo_list'->>'id'],
                to_jsonb(o) || jsonb_build_object('_context', x.context), NULL
         FROM old_rows o
-        CROSS JOIN LATERAL (
-            SELECT relay.context_of_v1('todo', o.todo_id) AS context
-        ) AS x
+        JOIN x ON x.id = o.todo_id
         ORDER BY o.id;
     END IF;
 
@@ -314,6 +335,11 @@ BEGIN
         WHERE o.title IS DISTINCT FROM n.title
         ORDER BY n.id;
     ELSE
+        -- One context per parent, computed once: a bulk delete usually has few.
+        WITH x AS MATERIALIZED (
+            SELECT parent.id, relay.context_of_v1('todo', parent.id) AS context
+            FROM (SELECT DISTINCT todo_id AS id FROM old_rows) AS parent
+        )
         INSERT INTO relay.events (event, entity, entity_id, company_id, project_id,
                                   actor_id, todo_id, todo_list_ids,
                                   previous_value, current_value)
@@ -322,9 +348,7 @@ BEGIN
                relay.actor_id_v1(), o.todo_id, ARRAY[x.context->'todo_list'->>'id'],
                to_jsonb(o) || jsonb_build_object('_context', x.context), NULL
         FROM old_rows o
-        CROSS JOIN LATERAL (
-            SELECT relay.context_of_v1('todo', o.todo_id) AS context
-        ) AS x
+        JOIN x ON x.id = o.todo_id
         ORDER BY o.id;
     END IF;
 
@@ -371,6 +395,12 @@ BEGIN
         WHERE change.happened
         ORDER BY n.id, change.ordinal;
     ELSE
+        EXECUTE $query$
+        -- One context per parent, computed once: a bulk delete usually has few.
+        WITH x AS MATERIALIZED (
+            SELECT parent.id, relay.context_of_v1('todo_checklist', parent.id) AS context
+            FROM (SELECT DISTINCT todo_checklist_id AS id FROM old_rows) AS parent
+        )
         INSERT INTO relay.events (event, entity, entity_id, company_id, project_id,
                                   actor_id, todo_id, todo_list_ids,
                                   previous_value, current_value)
@@ -378,15 +408,15 @@ BEGIN
                x.context->'company'->>'id', x.context->'project'->>'id',
                relay.actor_id_v1(), x.context->'todo'->>'id',
                ARRAY[x.context->'todo_list'->>'id'],
-               coalesce(relay.find_row_v1('todo_checklist_item', o.id), to_jsonb(o))
+               coalesce(remembered.row_value, to_jsonb(o))
                    || jsonb_build_object('_context', x.context),
                NULL
         FROM old_rows o
-        CROSS JOIN LATERAL (
-            SELECT relay.context_of_v1('todo_checklist', o.todo_checklist_id)
-                AS context
-        ) AS x
-        ORDER BY o.id;
+        JOIN x ON x.id = o.todo_checklist_id
+        LEFT JOIN relay.departed_rows remembered
+            ON remembered.entity = 'todo_checklist_item' AND remembered.id = o.id
+        ORDER BY o.id
+        $query$;
     END IF;
 
     RETURN NULL;
@@ -423,15 +453,18 @@ BEGIN
         WHERE (o.title, o.color) IS DISTINCT FROM (n.title, n.color)
         ORDER BY n.id;
     ELSE
+        -- One context per parent, computed once: a bulk delete usually has few.
+        WITH x AS MATERIALIZED (
+            SELECT parent.id, relay.context_of_v1('project', parent.id) AS context
+            FROM (SELECT DISTINCT project_id AS id FROM old_rows) AS parent
+        )
         INSERT INTO relay.events (event, entity, entity_id, company_id, project_id,
                                   actor_id, previous_value, current_value)
         SELECT 'TAG_DELETED', 'tag', o.id, x.context->'company'->>'id', o.project_id,
                relay.actor_id_v1(),
                to_jsonb(o) || jsonb_build_object('_context', x.context), NULL
         FROM old_rows o
-        CROSS JOIN LATERAL (
-            SELECT relay.context_of_v1('project', o.project_id) AS context
-        ) AS x
+        JOIN x ON x.id = o.project_id
         ORDER BY o.id;
     END IF;
 
@@ -468,15 +501,18 @@ BEGIN
         WHERE (o.name, o.type) IS DISTINCT FROM (n.name, n.type)
         ORDER BY n.id;
     ELSE
+        -- One context per parent, computed once: a bulk delete usually has few.
+        WITH x AS MATERIALIZED (
+            SELECT parent.id, relay.context_of_v1('project', parent.id) AS context
+            FROM (SELECT DISTINCT project_id AS id FROM old_rows) AS parent
+        )
         INSERT INTO relay.events (event, entity, entity_id, company_id, project_id,
                                   actor_id, previous_value, current_value)
         SELECT 'CUSTOM_FIELD_DELETED', 'custom_field', o.id,
                x.context->'company'->>'id', o.project_id, relay.actor_id_v1(),
                to_jsonb(o) || jsonb_build_object('_context', x.context), NULL
         FROM old_rows o
-        CROSS JOIN LATERAL (
-            SELECT relay.context_of_v1('project', o.project_id) AS context
-        ) AS x
+        JOIN x ON x.id = o.project_id
         ORDER BY o.id;
     END IF;
 
@@ -493,21 +529,24 @@ CREATE FUNCTION relay.relation_set_v1(relation text, parent_id text) RETURNS jso
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    found_set jsonb;
 BEGIN
-    RETURN coalesce(CASE relation
-        WHEN 'todo_users' THEN (
-            SELECT jsonb_agg(to_jsonb(r)) FROM public.todo_users r
-            WHERE r.todo_id = parent_id)
-        WHEN 'todo_tags' THEN (
-            SELECT jsonb_agg(to_jsonb(r)) FROM public.todo_tags r
-            WHERE r.todo_id = parent_id)
-        WHEN 'todo_custom_fields' THEN (
-            SELECT jsonb_agg(to_jsonb(r)) FROM public.todo_custom_fields r
-            WHERE r.todo_id = parent_id)
-        WHEN 'todo_checklist_item_users' THEN (
-            SELECT jsonb_agg(to_jsonb(r)) FROM public.todo_checklist_item_users r
-            WHERE r.todo_checklist_item_id = parent_id)
-    END, '[]');
+    IF relation = 'todo_users' THEN
+        SELECT jsonb_agg(to_jsonb(r)) INTO found_set
+        FROM public.todo_users r WHERE r.todo_id = parent_id;
+    ELSIF relation = 'todo_tags' THEN
+        SELECT jsonb_agg(to_jsonb(r)) INTO found_set
+        FROM public.todo_tags r WHERE r.todo_id = parent_id;
+    ELSIF relation = 'todo_custom_fields' THEN
+        SELECT jsonb_agg(to_jsonb(r)) INTO found_set
+        FROM public.todo_custom_fields r WHERE r.todo_id = parent_id;
+    ELSIF relation = 'todo_checklist_item_users' THEN
+        SELECT jsonb_agg(to_jsonb(r)) INTO found_set
+        FROM public.todo_checklist_item_users r
+        WHERE r.todo_checklist_item_id = parent_id;
+    END IF;
+    RETURN coalesce(found_set, '[]');
 END;
 $$;
 
