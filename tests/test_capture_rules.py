@@ -80,7 +80,8 @@ def test_one_statement_adding_two_assignees_gives_two_events(
     change(
         db,
         "INSERT INTO todo_users (id, todo_id, user_id)"
-        " VALUES ('tdu_b', 'tdo_bare', 'usr_carol'), ('tdu_a', 'tdo_bare', 'usr_alice')",
+        " VALUES ('tdu_b', 'tdo_bare', 'usr_carol'),"
+        " ('tdu_a', 'tdo_bare', 'usr_alice')",
     )
 
     rows = outbox(db, "event", "entity_id", "previous_value", "current_value")
