@@ -21,16 +21,6 @@ from relay.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-# The filters in metadata as the webhook's JSON shows them, by --clear word.
-LISTED_FILTERS = {
-    "events": "events",
-    "projects": "projectIds",
-    "lists": "todoListIds",
-    "tags": "tagIds",
-    "assignees": "assigneeIds",
-    "fields": "changedFields",
-}
-
 
 def dsn_option(function: F) -> F:
     decorator = click.option(
@@ -263,6 +253,17 @@ def list_webhooks(dsn: str | None) -> None:
             f"{item['name'][:20]:<20} {item['url']:<{width}} "
             f"{describe_filters(item['metadata'])}"
         )
+
+
+# The filters in metadata as the webhook's JSON shows them, by --clear word.
+LISTED_FILTERS = {
+    "events": "events",
+    "projects": "projectIds",
+    "lists": "todoListIds",
+    "tags": "tagIds",
+    "assignees": "assigneeIds",
+    "fields": "changedFields",
+}
 
 
 def describe_filters(metadata: dict[str, list[str]]) -> str:

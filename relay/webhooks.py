@@ -64,7 +64,10 @@ class WebhookChanges:
     clear: Sequence[str] = ()
 
     def given_filters(self) -> dict[str, list[str]]:
-        """The filters to replace, by Filters field name; a ConfigError if none."""
+        """The filters to replace, by Filters field name.
+
+        A ConfigError if the update would change nothing or contradicts itself.
+        """
         given = {
             item.name: list(getattr(self, item.name))
             for item in fields(filters.Filters)
