@@ -198,6 +198,14 @@ async def test_a_tag_filter_looks_before_and_after_the_change(
         todo_id="tdo_x",
         previous=tags("tag_urgent"),
     )
+    add_event(
+        db,
+        "COMMENT_DELETED",
+        "comment deleted with it",
+        entity="comment",
+        todo_id="tdo_x",
+        previous={"_context": {"todo": tags("tag_urgent")}},
+    )
     add_event(db, "TODO_LIST_CREATED", "list created", entity="todo_list", todo_id=None)
 
     received = await fan_out(dsn, db)
@@ -207,6 +215,7 @@ async def test_a_tag_filter_looks_before_and_after_the_change(
             "comment on tagged",
             "urgent removed",
             "tagged deleted",
+            "comment deleted with it",
             "list created",
         ]
     }
@@ -485,3 +494,20 @@ def delivered_fields(db: psycopg.Connection[Any], name: str) -> list[list[str]]:
         (name,),
     ).fetchall()
     return [row[0] for row in rows]
+
+
+async def test_deleting_a_record_reaches_tag_and_assignee_filters_with_its_parts(
+    db: psycopg.Connection[Any], dsn: str, receiver: Receiver
+) -> None:
+    seed_world(db)
+    add_filtered_webhook(db, "urgent", receiver, tag_ids=["tag_urgent"])
+    add_filtered_webhook(db, "alice", receiver, assignee_ids=["usr_alice"])
+    add_filtered_webhook(db, "carol", receiver, assignee_ids=["usr_carol"])
+
+    async with running_relay(dsn):
+        # Its tag and assignee rows go in the same cascade as its comment.
+        change(db, "DELETE FROM todos WHERE id = 'tdo_base'")
+        await eventually(lambda: all_delivered(db, expected=6))
+
+    deleted = ["TODO_DELETED", "COMMENT_DELETED", "TODO_CHECKLIST_DELETED"]
+    assert delivered(db) == {"urgent": deleted, "alice": deleted}

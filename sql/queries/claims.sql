@@ -8,25 +8,33 @@ WITH batch AS (
            -- The record's tags and assignees before and after the change, when the
            -- event kept them; null means "read the live rows of todo_id". Lax
            -- jsonpath skips what is not shaped as expected instead of failing.
-           CASE WHEN e.previous_value ? '_todo_tags' OR e.current_value ? '_todo_tags'
-               THEN ARRAY(
-                   SELECT kept #>> '{}'
-                   FROM jsonb_path_query(
-                       jsonb_build_array(e.previous_value, e.current_value),
-                       '$[*]._todo_tags[*].tag_id') AS kept)
+           CASE WHEN kept.tags IS NOT NULL THEN ARRAY(
+               SELECT tag #>> '{}'
+               FROM jsonb_path_query(kept.tags, '$[*][*].tag_id') AS tag)
            END AS kept_tag_ids,
-           CASE WHEN e.previous_value ? '_todo_users' OR e.current_value ? '_todo_users'
-               THEN ARRAY(
-                   SELECT kept #>> '{}'
-                   FROM jsonb_path_query(
-                       jsonb_build_array(e.previous_value, e.current_value),
-                       '$[*]._todo_users[*].user_id') AS kept)
+           CASE WHEN kept.users IS NOT NULL THEN ARRAY(
+               SELECT person #>> '{}'
+               FROM jsonb_path_query(kept.users, '$[*][*].user_id') AS person)
            END AS kept_user_ids
     FROM relay.events e
+    -- Where they are kept: in the entity before and after, and in the record that
+    -- a cascaded delete (of a comment, say) took along in its context.
+    CROSS JOIN LATERAL (
+        SELECT nullif(
+                   jsonb_build_array(e.previous_value -> '_todo_tags',
+                                     e.current_value -> '_todo_tags',
+                                     e.previous_value #> '{_context,todo,_todo_tags}'),
+                   '[null, null, null]') AS tags,
+               nullif(
+                   jsonb_build_array(e.previous_value -> '_todo_users',
+                                     e.current_value -> '_todo_users',
+                                     e.previous_value #> '{_context,todo,_todo_users}'),
+                   '[null, null, null]') AS users
+    ) AS kept
     WHERE e.fanned_out_at IS NULL
     ORDER BY e.id
     LIMIT $1
-    FOR UPDATE SKIP LOCKED
+    FOR UPDATE OF e SKIP LOCKED
 ),
 wanted AS (
     -- A health check goes to its one webhook, whatever it subscribes to.
