@@ -312,6 +312,23 @@ async def test_all_filters_and_together_with_events_and_projects(
     assert received == {"narrow": ["all match"]}
 
 
+async def test_what_goes_with_a_deleted_project_reaches_the_members_it_had(
+    db: psycopg.Connection[Any], dsn: str
+) -> None:
+    seed_world(db)
+    add_filtered_webhook(db, "alice")
+    add_filtered_webhook(db, "carol", created_by="usr_carol")
+    # Alice was a member of prj_ops when it went; its project_users rows went too.
+    db.execute("DELETE FROM project_users WHERE project_id = 'prj_ops'")
+    gone = {"_context": {"project": {"id": "prj_ops", "_member_ids": ["usr_alice"]}}}
+    add_event(db, "TODO_DELETED", "todo gone with it", previous=gone)
+    add_event(db, "TODO_DELETED", "todo gone before", previous={"_context": {}})
+
+    received = await fan_out(dsn, db)
+
+    assert received == {"alice": ["todo gone with it"]}
+
+
 async def test_a_health_check_goes_to_its_webhook_alone_and_only_if_enabled(
     db: psycopg.Connection[Any], dsn: str
 ) -> None:

@@ -5,6 +5,9 @@
 WITH batch AS (
     SELECT e.id, e.event, e.company_id, e.project_id, e.created_at, e.todo_id,
            e.todo_list_ids, e.changed_fields, e.for_webhook_id,
+           -- Who was a member of the project when a delete took it away: its
+           -- project_users rows went with it.
+           e.previous_value #> '{_context,project,_member_ids}' AS departed_member_ids,
            -- The record's tags and assignees before and after the change, when the
            -- event kept them; null means "read the live rows of todo_id". Lax
            -- jsonpath skips what is not shaped as expected instead of failing.
@@ -85,13 +88,19 @@ wanted AS (
                     AND live.user_id = ANY (w.assignee_ids)
             )
         )
-    -- Scope: the creator's company, and the creator a member of the project now.
+    -- Scope: the creator's company, and the creator a member of the project now,
+    -- or when it was deleted if the event went with it.
     JOIN public.users creator
         ON creator.id = w.created_by_id
         AND creator.company_id = batch.company_id
-    JOIN public.project_users membership
-        ON membership.project_id = batch.project_id
-        AND membership.user_id = w.created_by_id
+        AND (
+            EXISTS (
+                SELECT FROM public.project_users membership
+                WHERE membership.project_id = batch.project_id
+                    AND membership.user_id = creator.id
+            )
+            OR batch.departed_member_ids ? creator.id
+        )
 ),
 fanned_out AS (
     INSERT INTO relay.deliveries (event_id, webhook_id)
@@ -107,6 +116,14 @@ marked AS (
     FROM batch
     WHERE e.id = batch.id
     RETURNING 1
+),
+-- Rows that deletes remembered for their own captures (0006). Those this session
+-- sees are committed, so their events are in the outbox and they are not needed.
+forgotten AS (
+    DELETE FROM relay.departed_rows
+    WHERE ctid = ANY (ARRAY(
+        SELECT ctid FROM relay.departed_rows FOR UPDATE SKIP LOCKED
+    ))
 )
 SELECT (SELECT count(*) FROM marked) AS events,
        (SELECT count(*) FROM fanned_out) AS deliveries;
