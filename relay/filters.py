@@ -192,20 +192,18 @@ def check_changed_fields(
     connection: Connection, changed_fields: Sequence[str], creator_id: str
 ) -> None:
     """Each a payload field name, or the id of a custom field of the company."""
-    custom_field_ids = [
-        name for name in changed_fields if name.startswith(CUSTOM_FIELD_PREFIX)
-    ]
-    found = find(connection, "find_custom_fields", custom_field_ids, creator_id)
-    for name in changed_fields:
-        if name in CHANGE_FIELDS:
-            continue
-        if not name.startswith(CUSTOM_FIELD_PREFIX):
+    # Any other name may be a custom field id, whatever the application named it.
+    others = [name for name in changed_fields if name not in CHANGE_FIELDS]
+    found = find(connection, "find_custom_fields", others, creator_id)
+    for name in others:
+        if name in found:
+            (same_company,) = found[name]
+        elif name.startswith(CUSTOM_FIELD_PREFIX):
+            raise ConfigError(f"unknown custom field {name!r}")
+        else:
             raise ConfigError(
                 f"unknown field {name!r}; use a custom field id or one of "
                 + ", ".join(CHANGE_FIELDS)
             )
-        if name not in found:
-            raise ConfigError(f"unknown custom field {name!r}")
-        (same_company,) = found[name]
         if not same_company:
             raise ConfigError(f"custom field {name!r} is not in the creator's company")
