@@ -166,6 +166,8 @@ async def test_deleting_a_list_cascades_into_events_that_keep_their_context(
     comment = payloads["COMMENT_DELETED:cmt_base"]["previousValue"]
     assert comment["todo"]["todoList"]["id"] == "lst_inbox"
     assert all(payload["currentValue"] is None for payload in payloads.values())
+    # What the cascade remembered is forgotten once the relay has fanned it out.
+    assert db.execute("SELECT count(*) FROM relay.departed_rows").fetchone() == (0,)
 
 
 async def test_deleting_a_project_reaches_the_members_it_had_with_its_context(

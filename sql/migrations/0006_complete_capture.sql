@@ -43,7 +43,8 @@ CREATE UNLOGGED TABLE relay.departed_rows (
 );
 
 -- A departing todo or checklist item also takes its assignees, tags and values
--- along: they go in the same cascade, after the todo's own event is captured.
+-- along: they go in the same cascade, after the todo's own event is captured. A
+-- departing project takes its members' ids, which decide who may see its events.
 CREATE FUNCTION relay.remember_departing_row_v1() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -59,6 +60,12 @@ BEGIN
                 FROM public.todo_tags r WHERE r.todo_id = OLD.id), '[]'),
             '_todo_custom_fields', coalesce((SELECT jsonb_agg(to_jsonb(r))
                 FROM public.todo_custom_fields r WHERE r.todo_id = OLD.id), '[]'))
+        INTO remembered;
+    ELSIF TG_ARGV[0] = 'project' THEN
+        -- Its members, for the scope of the events of what goes with it.
+        SELECT remembered || jsonb_build_object(
+            '_member_ids', coalesce((SELECT jsonb_agg(m.user_id ORDER BY m.user_id)
+                FROM public.project_users m WHERE m.project_id = OLD.id), '[]'))
         INTO remembered;
     ELSIF TG_ARGV[0] = 'todo_checklist_item' THEN
         SELECT remembered || jsonb_build_object(
