@@ -24,7 +24,7 @@ T = TypeVar("T")
 # Settings that make a relay quick to react in tests; timeouts stay generous.
 FAST = {
     "poll_interval": 0.2,
-    "retry_delay": 0.2,
+    "retry_schedule": (0.2,) * 7,
     "request_timeout": 5.0,
     "lease": 30.0,
     "shutdown_grace": 2.0,

@@ -27,6 +27,7 @@ SHIPPED = [
     "0002_relay_schema",
     "0003_capture_triggers",
     "0004_payload_functions",
+    "0010_retries_and_health",
 ]
 # The key relay migrate takes turns with; holding it makes the commands queue.
 LOCK_KEY = migrations._ADVISORY_LOCK_KEY
@@ -100,7 +101,7 @@ def test_migrations_apply_in_order_once_with_their_checksums(
     applied_order = empty.execute(
         "SELECT version FROM relay.schema_migrations ORDER BY applied_at"
     ).fetchall()
-    assert applied_order == [(1,), (2,), (3,), (4,)]
+    assert applied_order == [(1,), (2,), (3,), (4,), (10,)]
     assert second == []
     assert empty.execute(RECORDED).fetchall() == expected
 
@@ -135,10 +136,10 @@ async def test_two_concurrent_migrate_commands_apply_each_migration_once(
 
     assert [command.returncode for command in commands] == [0, 0]
     assert sorted(stderr.decode().splitlines()[-1] for _, stderr in outputs) == [
-        f"Applied 4 migrations: {', '.join(SHIPPED)}",
+        f"Applied 5 migrations: {', '.join(SHIPPED)}",
         "The database is up to date.",
     ]
-    assert versions(empty) == [1, 2, 3, 4]
+    assert versions(empty) == [1, 2, 3, 4, 10]
 
 
 def test_an_applied_migration_edited_afterwards_is_refused(
@@ -147,7 +148,7 @@ def test_an_applied_migration_edited_afterwards_is_refused(
     migrations.apply_migrations(empty_dsn, folder)
     with (folder / "0002_relay_schema.sql").open("a", encoding="utf-8") as file:
         file.write("-- a comment added later\n")
-    (folder / "0005_add_notes.sql").write_text("CREATE TABLE public.notes (id int);")
+    (folder / "0099_add_notes.sql").write_text("CREATE TABLE public.notes (id int);")
 
     with pytest.raises(MigrationError) as refused:
         migrations.apply_migrations(empty_dsn, folder)
@@ -156,7 +157,7 @@ def test_an_applied_migration_edited_afterwards_is_refused(
         "migration 0002_relay_schema was edited after it was applied; "
         "restore the file and add a new migration instead"
     )
-    assert versions(empty) == [1, 2, 3, 4]
+    assert versions(empty) == [1, 2, 3, 4, 10]
     assert not table_exists(empty, "public.notes")
 
 
@@ -176,7 +177,7 @@ def test_the_migrate_command_refuses_an_edited_migration_with_status_1(
         "relay: error: migration 0003_capture_triggers was edited after it was "
         "applied; restore the file and add a new migration instead"
     ]
-    assert versions(db) == [1, 2, 3, 4]
+    assert versions(db) == [1, 2, 3, 4, 10]
 
 
 def test_a_new_migration_file_is_applied_on_the_next_run(
@@ -184,13 +185,13 @@ def test_a_new_migration_file_is_applied_on_the_next_run(
 ) -> None:
     migrations.apply_migrations(empty_dsn, folder)
     added = "CREATE TABLE public.notes (id int PRIMARY KEY);\n"
-    (folder / "0005_add_notes.sql").write_text(added, encoding="utf-8")
+    (folder / "0099_add_notes.sql").write_text(added, encoding="utf-8")
 
     applied = migrations.apply_migrations(empty_dsn, folder)
 
-    assert applied == ["0005_add_notes"]
-    assert empty.execute(RECORDED).fetchall()[4] == (
-        5,
+    assert applied == ["0099_add_notes"]
+    assert empty.execute(RECORDED).fetchall()[-1] == (
+        99,
         "add_notes",
         hashlib.sha256(added.encode()).hexdigest(),
     )
@@ -201,16 +202,16 @@ def test_a_failing_migration_leaves_nothing_of_itself_behind(
     empty_dsn: str, empty: psycopg.Connection[Any], folder: Path
 ) -> None:
     half_done = "CREATE TABLE public.half_done (id int);\nSELECT * FROM no_such_table;"
-    (folder / "0005_half_done.sql").write_text(half_done, encoding="utf-8")
+    (folder / "0099_half_done.sql").write_text(half_done, encoding="utf-8")
 
     with pytest.raises(MigrationError) as refused:
         migrations.apply_migrations(empty_dsn, folder)
 
     assert str(refused.value) == (
-        "migration 0005_half_done failed and was rolled back:"
+        "migration 0099_half_done failed and was rolled back:"
         ' relation "no_such_table" does not exist'
     )
-    assert versions(empty) == [1, 2, 3, 4]
+    assert versions(empty) == [1, 2, 3, 4, 10]
     assert not table_exists(empty, "public.half_done")
     assert table_exists(empty, "relay.deliveries")
 

@@ -36,7 +36,7 @@ NEW_TODO = (
 )
 # One delivery line of the demo: number, event, signature, commit to receipt.
 ROW = re.compile(r" ?(\d+)  (\w+) +(\w+) +\d+\.\d ms")
-FAST = ["--poll-interval", "0.2", "--retry-delay", "0.2"]
+FAST = ["--poll-interval", "0.2", "--retry-schedule", "0.2s,0.2s,0.2s"]
 
 
 @dataclass

@@ -167,7 +167,7 @@ async def test_a_failed_delivery_is_retried_and_every_attempt_recorded(
     webhook_id, _ = add_webhook(db, receiver, "/flaky")
     receiver.answer("/flaky", 500)
 
-    async with running_relay(dsn, retry_delay=0.3):
+    async with running_relay(dsn, retry_schedule=(0.3,)):
         change(db, NEW_TODO.format(id="tdo_retried", list="lst_inbox"))
         first, second = await receiver.wait_for(2, path="/flaky")
         await eventually(lambda: all_delivered(db, expected=1))
