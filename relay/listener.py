@@ -12,6 +12,7 @@ from half a second to half a minute.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 import asyncpg
@@ -58,6 +59,8 @@ class Listener:
 
     async def _listen_until_lost(self) -> None:
         connection = await db.connect_async(self.dsn, application_name="relay-listener")
+        lost = asyncio.Event()
+        connection.add_termination_listener(lambda _: lost.set())
         try:
             await connection.add_listener(CHANNEL, self._on_notification)
             self.listening.set()
@@ -76,7 +79,12 @@ class Listener:
                 )
             self._failures = 0
             while not connection.is_closed():
-                await asyncio.sleep(HEALTH_CHECK_SECONDS)
+                # A connection the server ends says so at once; one that silently
+                # went away is found by the periodic check.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(lost.wait(), HEALTH_CHECK_SECONDS)
+                if lost.is_set():
+                    break
                 await connection.fetchval("SELECT 1", timeout=HEALTH_CHECK_SECONDS)
             raise DatabaseError("the listening connection was closed")
         finally:
