@@ -60,13 +60,17 @@ class Recorder:
 
     async def _write(self, batch: list[AttemptRecord]) -> None:
         # An unrecorded attempt is not lost: its lease runs out and it is sent again.
+        failures = 0
         while True:
             try:
                 async with self._pool.acquire() as connection:
                     changes = await claims.record(connection, batch, self._rules)
                 break
             except db.TRANSIENT_ERRORS as error:
-                logger.warning(
+                failures += 1
+                # Once per outage at WARNING; the service says when it is over.
+                logger.log(
+                    logging.WARNING if failures == 1 else logging.DEBUG,
                     "Could not record %d attempts; trying again.",
                     len(batch),
                     extra={"action": "record", "error": db.first_line(error)},

@@ -199,7 +199,9 @@ async def test_no_lock_is_held_while_a_request_is_on_the_wire(
     release = asyncio.Event()
     receiver.hold("/slow", arrived, release)
 
-    async with running_relay(dsn):
+    # No poll while the request is held: a claim round is a short transaction of
+    # its own (lock, then claim), which must not be mistaken for one kept open.
+    async with running_relay(dsn, poll_interval=60.0):
         change(db, NEW_TODO.format(id="tdo_slow", list="lst_inbox"))
         async with asyncio.timeout(10):
             await arrived.wait()
