@@ -149,7 +149,7 @@ async def test_a_webhook_failing_past_the_window_is_disabled_until_enabled(
     ).fetchone() == (1,)
 
 
-async def test_a_hanging_endpoint_holds_only_its_own_deliveries(
+async def test_a_hanging_endpoint_holds_only_its_own_slots_over_all_relays(
     db: psycopg.Connection[Any], dsn: str, receiver: Receiver
 ) -> None:
     seed_world(db)
@@ -159,8 +159,11 @@ async def test_a_hanging_endpoint_holds_only_its_own_deliveries(
     receiver.hold("/hanging", arrived, release)
     events = 30
 
-    async with running_relay(
-        dsn, max_in_flight=6, max_in_flight_per_webhook=2, request_timeout=20.0
+    # Two relays: the limit counts the claims of both.
+    limits = {"max_in_flight": 6, "max_in_flight_per_webhook": 2}
+    async with (
+        running_relay(dsn, request_timeout=20.0, worker_id="relay-a", **limits),
+        running_relay(dsn, request_timeout=20.0, worker_id="relay-b", **limits),
     ):
         values = ", ".join(
             f"('tdo_{number}', 'lst_inbox', 'x')" for number in range(events)

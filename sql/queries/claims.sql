@@ -48,6 +48,7 @@ SELECT pg_advisory_xact_lock(7250431001);
 -- name: claim_deliveries
 -- Claim due deliveries of enabled webhooks, at most $4 in flight per webhook over
 -- all relays: count the attempt, stamp the lease.
+-- TODO(issue 6): measure the per-webhook slot count with thousands of webhooks.
 WITH webhook_slots AS (
     SELECT w.id,
            $4 - (
