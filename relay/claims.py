@@ -6,6 +6,15 @@ the lease and names its relay in ``claimed_by``; if that relay dies, the deliver
 is simply due again when the lease runs out and another relay takes it. Delivery
 is therefore at least once. ``FOR UPDATE SKIP LOCKED`` keeps two relays from
 taking the same rows in the same instant.
+
+Why claims take turns: the per-webhook limit counts the live claims of every
+relay. A relay that counted while another was claiming would not see that claim
+and could exceed the limit, so each claim first takes a transaction-level
+advisory lock; claims are short, so the wait is a few milliseconds at most.
+
+Why health is written with the attempts: a webhook's run of failures, and the
+status it implies, must change in the same transaction as the attempts that
+caused it, or a crash between the two would count an attempt twice or never.
 """
 
 from __future__ import annotations
@@ -59,8 +68,29 @@ class AttemptRecord:
     error: str | None
     response_excerpt: str | None
     attempted_at: datetime
-    # None when the delivery is done; otherwise when to try again.
+    # None when the delivery is done (delivered, or failed for good).
     retry_in_seconds: float | None
+    # False when the request never left (its payload could not be built): that
+    # says nothing of the receiver's health.
+    reached_receiver: bool = True
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    """A webhook's status or enabled flag changed because of recorded attempts."""
+
+    webhook_id: WebhookId
+    old_status: str
+    new_status: str
+    was_enabled: bool
+    enabled: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class HealthRules:
+    unhealthy_after: int
+    disable_after: float
 
 
 async def fan_out(connection: asyncpg.Connection, batch_size: int) -> int:
@@ -80,12 +110,19 @@ async def fan_out(connection: asyncpg.Connection, batch_size: int) -> int:
 
 
 async def claim(
-    connection: asyncpg.Connection, worker_id: str, limit: int, lease: float
+    connection: asyncpg.Connection,
+    worker_id: str,
+    limit: int,
+    lease: float,
+    per_webhook: int,
 ) -> list[Claim]:
-    """Take up to ``limit`` due deliveries for this relay."""
-    rows = await connection.fetch(
-        queries.load("claims")["claim_deliveries"], limit, worker_id, lease
-    )
+    """Take up to ``limit`` due deliveries, ``per_webhook`` in flight at most."""
+    named = queries.load("claims")
+    async with connection.transaction():
+        await connection.execute(named["lock_claims"])
+        rows = await connection.fetch(
+            named["claim_deliveries"], limit, worker_id, lease, per_webhook
+        )
     return [
         Claim(
             delivery_id=DeliveryId(row["delivery_id"]),
@@ -101,9 +138,46 @@ async def claim(
 
 
 async def record(
+    connection: asyncpg.Connection,
+    records: Sequence[AttemptRecord],
+    rules: HealthRules,
+) -> list[StatusChange]:
+    """Write a batch of attempts, their deliveries' state and their webhooks' health.
+
+    Returns the webhooks whose status or enabled flag changed.
+    """
+    named = queries.load("claims")
+    judged = [item for item in records if item.reached_receiver]
+    webhook_ids = [item.claim.webhook_id for item in judged]
+
+    async with connection.transaction():
+        await connection.execute(named["mark_health_update"])
+        await connection.execute(named["lock_webhooks"], sorted(set(webhook_ids)))
+        rows = await connection.fetch(
+            named["update_webhook_health"],
+            webhook_ids,
+            [item.outcome for item in judged],
+            [item.attempted_at for item in judged],
+            rules.unhealthy_after,
+            rules.disable_after,
+        )
+        await write_attempts(connection, records)
+    return [
+        StatusChange(
+            webhook_id=WebhookId(row["webhook_id"]),
+            old_status=row["old_status"],
+            new_status=row["new_status"],
+            was_enabled=row["old_enabled"],
+            enabled=row["new_enabled"],
+            reason=row["reason"],
+        )
+        for row in rows
+    ]
+
+
+async def write_attempts(
     connection: asyncpg.Connection, records: Sequence[AttemptRecord]
 ) -> None:
-    """Write a batch of attempts and the state of their deliveries."""
     await connection.execute(
         queries.load("claims")["record_attempts"],
         [item.claim.delivery_id for item in records],

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import click
 
-from relay import db, logformat, migrations, webhooks
+from relay import db, logformat, migrations, retries, webhooks
 from relay.errors import RelayError
 from relay.filters import CLEARABLE
 from relay.settings import Settings
@@ -109,12 +109,58 @@ def migrate(dsn: str | None) -> None:
     help="Seconds one request may take in all.",
 )
 @click.option(
-    "--retry-delay",
-    type=float,
-    default=30.0,
-    envvar="RELAY_RETRY_DELAY",
+    "--max-in-flight-per-webhook",
+    type=click.IntRange(1, 10_000),
+    default=10,
+    envvar="RELAY_MAX_IN_FLIGHT_PER_WEBHOOK",
     show_default=True,
-    help="Seconds before a failed delivery is retried.",
+    help="Requests on the wire at once for one webhook, over all relays.",
+)
+@click.option(
+    "--retry-schedule",
+    default=retries.DEFAULT_SCHEDULE_TEXT,
+    envvar="RELAY_RETRY_SCHEDULE",
+    show_default=True,
+    help="Delays before the 2nd, 3rd, ... attempt (s, m, h, d); then it fails.",
+)
+@click.option(
+    "--retry-jitter",
+    type=float,
+    default=0.2,
+    envvar="RELAY_RETRY_JITTER",
+    show_default=True,
+    help="Each delay varies randomly by up to this fraction.",
+)
+@click.option(
+    "--slow-down-delay",
+    type=float,
+    default=60.0,
+    envvar="RELAY_SLOW_DOWN_DELAY",
+    show_default=True,
+    help="Least seconds to wait after a time-out or a 429.",
+)
+@click.option(
+    "--max-retry-after",
+    type=float,
+    default=86400.0,
+    envvar="RELAY_MAX_RETRY_AFTER",
+    show_default=True,
+    help="A receiver's Retry-After is honoured up to this many seconds.",
+)
+@click.option(
+    "--unhealthy-after",
+    type=click.IntRange(1, 10_000),
+    default=5,
+    envvar="RELAY_UNHEALTHY_AFTER",
+    show_default=True,
+    help="Failures in a row that make a webhook UNHEALTHY.",
+)
+@click.option(
+    "--disable-after",
+    default="5d",
+    envvar="RELAY_DISABLE_AFTER",
+    show_default=True,
+    help="Failing this long without a success disables a webhook (s, m, h, d).",
 )
 @click.option(
     "--lease",
@@ -132,14 +178,21 @@ def migrate(dsn: str | None) -> None:
     show_default=True,
     help="Seconds requests in flight get to finish on SIGTERM.",
 )
-def run(dsn: str | None, **options: Any) -> None:
+def run(
+    dsn: str | None, retry_schedule: str, disable_after: str, **options: Any
+) -> None:
     """Run the relay until SIGTERM or Ctrl-C.
 
     \b
     Example:
       DATABASE_URL=postgresql://postgres@127.0.0.1:5432/app relay run
     """
-    settings = Settings(dsn=db.check_dsn(dsn), **options)
+    settings = Settings(
+        dsn=db.check_dsn(dsn),
+        retry_schedule=retries.parse_schedule(retry_schedule),
+        disable_after=retries.parse_duration(disable_after),
+        **options,
+    )
     # Imported here, like the demo: aiohttp is only needed by these two commands.
     from relay import service
 

@@ -91,6 +91,27 @@ class ThrowawayCluster:
             "Removed the throwaway PostgreSQL cluster.", extra={"port": self.port}
         )
 
+    def restart(self) -> None:
+        """Stop the server (fast: sessions are ended) and start it again, same data."""
+        directory = self._directory
+        assert directory is not None and self._pg_ctl is not None, "start it first"
+        command = [
+            *self._run_as,
+            str(self._pg_ctl),
+            "restart",
+            "--wait",
+            f"--timeout={START_TIMEOUT_SECONDS}",
+            f"--pgdata={directory / 'data'}",
+            "--mode=fast",
+            f"--log={directory / 'server.log'}",
+        ]
+        _run(
+            command, cwd=directory, what="pg_ctl restart", log=directory / "server.log"
+        )
+        logger.info(
+            "Restarted the throwaway PostgreSQL cluster.", extra={"port": self.port}
+        )
+
     def __enter__(self) -> ThrowawayCluster:
         self.start()
         return self

@@ -21,6 +21,22 @@ logger = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_SECONDS = 10
 
+# Errors that pass: a dropped connection, a restart of PostgreSQL (which ends
+# sessions with admin_shutdown), a deadlock or serialization failure. The same
+# statement may succeed when tried again.
+TRANSIENT_ERRORS = (
+    DatabaseError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.TransactionRollbackError,
+    asyncpg.InterfaceError,
+    # What asyncpg raises when a connection dies in the middle of an operation.
+    asyncpg.InternalClientError,
+    OSError,
+    # A connection attempt to a server that is starting or gone may time out.
+    TimeoutError,
+)
+
 
 def check_dsn(dsn: str | None) -> str:
     """The DSN itself, or a ConfigError saying what is wrong with it."""

@@ -6,11 +6,15 @@ outcome; everything else branches on the outcome it returns.
 
 from __future__ import annotations
 
+import asyncio
 import enum
+import errno
 import logging
+import socket
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from types import TracebackType
 
 import aiohttp
@@ -25,8 +29,13 @@ USER_AGENT = f"relay-webhooks/{__version__}"
 
 class Outcome(enum.Enum):
     DELIVERED = "delivered"
-    # TODO(issue 4): tell apart gone (410), rate-limited and permanent failures.
+    # Tried again on the schedule: 3xx, 4xx but 410 and 429, 5xx, network errors.
     FAILED = "failed"
+    # Tried again no sooner than the slow-down delay: the receiver is overloaded.
+    TIMED_OUT = "timed_out"
+    RATE_LIMITED = "rate_limited"
+    # 410: the receiver says the endpoint is gone for good; the webhook is disabled.
+    GONE = "gone"
 
 
 @dataclass(frozen=True)
@@ -45,6 +54,8 @@ class Result:
     response_excerpt: str | None
     duration_ms: float
     attempted_at: datetime
+    # The receiver's Retry-After, in seconds from the attempt, when it sent one.
+    retry_after: float | None = None
 
 
 def classify(
@@ -52,24 +63,38 @@ def classify(
 ) -> tuple[Outcome, str | None]:
     """The outcome of an attempt and, for a failure, why, in one line."""
     if error is not None:
-        return Outcome.FAILED, describe_error(error, timeout)
+        if isinstance(error, TimeoutError):
+            return Outcome.TIMED_OUT, f"no complete answer within {timeout:g} s"
+        return Outcome.FAILED, describe_error(error)
     assert status_code is not None
     if 200 <= status_code < 300:
         return Outcome.DELIVERED, None
     if 300 <= status_code < 400:
         return Outcome.FAILED, f"HTTP {status_code}: redirects are not followed"
+    if status_code == 410:
+        return Outcome.GONE, "HTTP 410: the receiver says this endpoint is gone"
+    if status_code == 429:
+        return Outcome.RATE_LIMITED, "HTTP 429: the receiver asks to slow down"
     return Outcome.FAILED, f"HTTP {status_code} from the receiver"
 
 
-def describe_error(error: BaseException, timeout: float) -> str:
-    if isinstance(error, TimeoutError):
-        return f"no complete answer within {timeout:g} s"
+def describe_error(error: BaseException) -> str:
+    """A network failure in words; checked from the most to the least specific."""
+    if isinstance(error, aiohttp.ClientSSLError):
+        return f"TLS handshake with {error.host}:{error.port} failed: {error.os_error}"
     if isinstance(error, aiohttp.ClientConnectorError):
-        return f"cannot connect to {error.host}:{error.port}: {error.os_error}"
+        where = f"{error.host}:{error.port}"
+        if isinstance(error.os_error, socket.gaierror):
+            return f"cannot resolve the host {error.host}: {error.os_error.strerror}"
+        if isinstance(error.os_error, ConnectionRefusedError):
+            return f"connection to {where} refused: nothing listens there"
+        return f"cannot connect to {where}: {error.os_error}"
     if isinstance(error, aiohttp.ServerDisconnectedError):
         return "the receiver closed the connection without answering"
-    if isinstance(error, aiohttp.ClientError):
-        return f"{type(error).__name__}: {error}"
+    if isinstance(error, ConnectionResetError) or (
+        isinstance(error, aiohttp.ClientOSError) and error.errno == errno.ECONNRESET
+    ):
+        return "the receiver reset the connection"
     return f"{type(error).__name__}: {error}"
 
 
@@ -107,21 +132,55 @@ class Sender:
         excerpt: str | None = None
         failure: BaseException | None = None
 
+        retry_after: float | None = None
+
+        # One bound for the whole attempt: connecting, sending, the status line and
+        # the excerpt. A receiver that trickles its answer is cut off all the same.
         try:
-            async with self._session.post(
-                request.url,
-                data=request.body,
-                headers=request.headers,
-                allow_redirects=False,
-            ) as response:
+            async with (
+                asyncio.timeout(self.timeout),
+                self._session.post(
+                    request.url,
+                    data=request.body,
+                    headers=request.headers,
+                    allow_redirects=False,
+                ) as response,
+            ):
                 status_code = response.status
+                retry_after = parse_retry_after(
+                    response.headers.get("Retry-After"), attempted_at
+                )
                 excerpt = await read_excerpt(response)
         except (aiohttp.ClientError, TimeoutError, OSError) as error:
             failure = error
 
         duration_ms = (time.perf_counter() - started) * 1000
         outcome, reason = classify(status_code, failure, self.timeout)
-        return Result(outcome, status_code, reason, excerpt, duration_ms, attempted_at)
+        return Result(
+            outcome,
+            status_code,
+            reason,
+            excerpt,
+            duration_ms,
+            attempted_at,
+            retry_after,
+        )
+
+
+def parse_retry_after(value: str | None, now: datetime) -> float | None:
+    """Seconds a ``Retry-After`` header asks for: delay-seconds or an HTTP date."""
+    if value is None:
+        return None
+    text = value.strip()
+    if text.isascii() and text.isdigit():
+        return float(text)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - now).total_seconds())
 
 
 async def read_excerpt(response: aiohttp.ClientResponse) -> str:

@@ -259,7 +259,7 @@ async def running_receiver(
 
 @contextlib.asynccontextmanager
 async def running_relay(dsn: str) -> AsyncIterator[RelayService]:
-    relay = RelayService(Settings(dsn=dsn, retry_delay=1.0))
+    relay = RelayService(Settings(dsn=dsn, retry_schedule=(1.0,) * 7))
     task = asyncio.create_task(relay.run())
     try:
         async with asyncio.timeout(WAIT_SECONDS):

@@ -4,24 +4,26 @@ Why NOTIFY is only a hint: a notification carries no data and can be missed (the
 relay was down, the connection dropped). The service therefore also polls on a
 timer, and after every reconnect this listener rings once so that whatever was
 committed meanwhile is picked up at once.
+
+A lost connection is logged once per outage, not once per try; tries back off
+from half a second to half a minute.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 import asyncpg
 
-from relay import db
+from relay import db, retries
 from relay.errors import DatabaseError
 
 logger = logging.getLogger(__name__)
 
 CHANNEL = "relay_events_v1"
 HEALTH_CHECK_SECONDS = 5.0
-# TODO(issue 4): reconnect with a growing backoff instead of a fixed delay.
-RECONNECT_DELAY_SECONDS = 1.0
 
 
 class Listener:
@@ -31,41 +33,58 @@ class Listener:
         self.dsn = dsn
         self.wake = wake
         self.listening = asyncio.Event()
-        self._outage_logged = False
+        # Failed tries in a row; above 0 during an outage.
+        self._failures = 0
 
     async def run(self) -> None:
         """Listen until cancelled, reconnecting whenever the connection is lost."""
         while True:
             try:
                 await self._listen_until_lost()
-            except (
-                DatabaseError,
-                asyncpg.PostgresError,
-                asyncpg.InterfaceError,
-                asyncpg.InternalClientError,
-                OSError,
-            ) as error:
-                if not self._outage_logged:
+            except (*db.TRANSIENT_ERRORS, asyncpg.PostgresError) as error:
+                self._failures += 1
+                delay = retries.reconnect_delay(self._failures)
+                if self._failures == 1:
                     logger.warning(
-                        "Listening connection lost; reconnecting.",
-                        extra={"action": "reconnect", "error": str(error)},
+                        "Listening connection lost; reconnecting with backoff.",
+                        extra={"action": "reconnecting", "error": db.first_line(error)},
                     )
-                    self._outage_logged = True
-                await asyncio.sleep(RECONNECT_DELAY_SECONDS)
+                else:
+                    logger.debug(
+                        "Still cannot listen; trying again in %.1f s.",
+                        delay,
+                        extra={"action": "reconnecting", "error": db.first_line(error)},
+                    )
+                await asyncio.sleep(delay)
 
     async def _listen_until_lost(self) -> None:
         connection = await db.connect_async(self.dsn, application_name="relay-listener")
+        lost = asyncio.Event()
+        connection.add_termination_listener(lambda _: lost.set())
         try:
             await connection.add_listener(CHANNEL, self._on_notification)
             self.listening.set()
-            self._outage_logged = False
             # Whatever was committed while nobody listened is due now.
             self.wake.set()
-            logger.info(
-                "Listening for events.", extra={"action": "listen", "channel": CHANNEL}
-            )
+            if self._failures:
+                logger.info(
+                    "Listening again after %d failed tries; catching up.",
+                    self._failures,
+                    extra={"action": "listen", "channel": CHANNEL},
+                )
+            else:
+                logger.info(
+                    "Listening for events.",
+                    extra={"action": "listen", "channel": CHANNEL},
+                )
+            self._failures = 0
             while not connection.is_closed():
-                await asyncio.sleep(HEALTH_CHECK_SECONDS)
+                # A connection the server ends says so at once; one that silently
+                # went away is found by the periodic check.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(lost.wait(), HEALTH_CHECK_SECONDS)
+                if lost.is_set():
+                    break
                 await connection.fetchval("SELECT 1", timeout=HEALTH_CHECK_SECONDS)
             raise DatabaseError("the listening connection was closed")
         finally:

@@ -39,6 +39,13 @@ class ReceivedRequest:
         return self.headers.get("X-Relay-Event", "")
 
 
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    headers: dict[str, str] | None = None
+    body: str | None = None
+
+
 class Receiver:
     """Records every POST; answers with scripted statuses, 200 by default."""
 
@@ -47,7 +54,9 @@ class Receiver:
     ) -> None:
         self.requests: list[ReceivedRequest] = []
         self._secrets: dict[str, str] = {}
-        self._scripts: dict[str, deque[int]] = defaultdict(deque)
+        self._scripts: dict[str, deque[Answer]] = defaultdict(deque)
+        # Requests that reached each path, counted on arrival (before any hold).
+        self.arrivals: dict[str, int] = defaultdict(int)
         self._holds: dict[str, tuple[asyncio.Event, asyncio.Event]] = {}
         self._arrived = asyncio.Condition()
         self._on_request = on_request
@@ -59,7 +68,17 @@ class Receiver:
 
     def answer(self, path: str, *statuses: int) -> None:
         """Answer the next requests to ``path`` with these statuses, in order."""
-        self._scripts[path].extend(statuses)
+        self._scripts[path].extend(Answer(status) for status in statuses)
+
+    def answer_with(
+        self,
+        path: str,
+        status: int,
+        headers: dict[str, str] | None = None,
+        body: str | None = None,
+    ) -> None:
+        """Answer the next request to ``path`` with these headers and body too."""
+        self._scripts[path].append(Answer(status, headers, body))
 
     def hold(self, path: str, arrived: asyncio.Event, release: asyncio.Event) -> None:
         """Keep requests to ``path`` waiting: set ``arrived``, answer on ``release``."""
@@ -102,6 +121,7 @@ class Receiver:
         body = await request.read()
         received_at = time.time()
         path = request.path
+        self.arrivals[path] += 1
         if path in self._holds:
             arrived, release = self._holds[path]
             arrived.set()
@@ -113,7 +133,8 @@ class Receiver:
                 secret, body, request.headers.get("X-Signature", "")
             )
         script = self._scripts[path]
-        status = script.popleft() if script else 200
+        answer = script.popleft() if script else Answer(200)
+        status = answer.status
 
         received = ReceivedRequest(
             path=path,
@@ -128,4 +149,9 @@ class Receiver:
             self._arrived.notify_all()
         if self._on_request is not None:
             self._on_request(received)
-        return web.Response(status=status, text="ok" if status < 300 else "no")
+        default_body = "ok" if status < 300 else "no"
+        return web.Response(
+            status=status,
+            text=default_body if answer.body is None else answer.body,
+            headers=answer.headers,
+        )

@@ -1,9 +1,14 @@
 """The service loop: wake up, claim, build, sign, send, record; and stop cleanly.
 
 This is where PostgreSQL (claims, payloads) and HTTP (signing, delivery) meet.
-Requests run as tasks, at most ``max_in_flight`` at once; their results go to a
-recorder that writes them back in batches, so a burst of answers costs one round
-trip rather than one per delivery.
+Requests run as tasks, at most ``max_in_flight`` at once and at most
+``max_in_flight_per_webhook`` for one webhook (the claim query counts those);
+their results go to the recorder (``relay/recorder.py``).
+
+Why the relay never exits on a database error: PostgreSQL restarts, failovers
+and killed connections pass. The loop logs the first failure of an outage, waits
+with a growing backoff (cut short when the listener reconnects), and logs once
+more when the database answers again.
 """
 
 from __future__ import annotations
@@ -12,93 +17,21 @@ import asyncio
 import contextlib
 import logging
 import signal
-import time
 from datetime import UTC, datetime
 
 import asyncpg
 
-from relay import claims, db, migrations, payloads, signing
-from relay.claims import AttemptRecord, Claim, DeliveryId
-from relay.delivery import Outcome, Request, Result, Sender
-from relay.errors import DatabaseError
+from relay import attempt, claims, db, migrations, payloads, retries
+from relay.claims import AttemptRecord, Claim, DeliveryId, HealthRules
+from relay.delivery import Outcome, Request, Sender
 from relay.listener import Listener
+from relay.recorder import Recorder
 from relay.settings import Settings
+from relay.systemd import Notifier
 
 logger = logging.getLogger(__name__)
 
-# Errors that pass: a dropped connection, a restart of PostgreSQL (which ends
-# sessions with admin_shutdown), a deadlock or serialization failure. The same
-# statement may succeed when tried again.
-TRANSIENT_DATABASE_ERRORS = (
-    DatabaseError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.exceptions.OperatorInterventionError,
-    asyncpg.exceptions.TransactionRollbackError,
-    asyncpg.InterfaceError,
-    # What asyncpg raises when a connection dies in the middle of an operation.
-    asyncpg.InternalClientError,
-    OSError,
-)
-
-# A failed write of results is tried again soon: the leases of what it records
-# are running out meanwhile.
-RECORD_RETRY_SECONDS = 1.0
-
 POOL_SIZE = 4
-
-
-class Recorder:
-    """Collects attempt results and writes them back in batches."""
-
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self._pool = pool
-        self._queue: asyncio.Queue[AttemptRecord | None] = asyncio.Queue()
-
-    def add(self, record: AttemptRecord) -> None:
-        self._queue.put_nowait(record)
-
-    def close(self) -> None:
-        """Ask ``run`` to flush what is queued and return."""
-        self._queue.put_nowait(None)
-
-    async def run(self) -> None:
-        closing = False
-        while not closing:
-            batch: list[AttemptRecord] = []
-            item = await self._queue.get()
-            while item is not None:
-                batch.append(item)
-                if self._queue.empty():
-                    break
-                item = self._queue.get_nowait()
-            closing = item is None
-            if batch:
-                await self._write(batch)
-
-    async def _write(self, batch: list[AttemptRecord]) -> None:
-        # An unrecorded attempt is not lost: its lease runs out and it is sent again.
-        while True:
-            try:
-                async with self._pool.acquire() as connection:
-                    await claims.record(connection, batch)
-                return
-            except TRANSIENT_DATABASE_ERRORS as error:
-                logger.warning(
-                    "Could not record %d attempts; trying again.",
-                    len(batch),
-                    extra={"action": "record", "error": db.first_line(error)},
-                )
-                await asyncio.sleep(RECORD_RETRY_SECONDS)
-            except Exception as error:
-                # Trying the same batch again would fail the same way and hold up
-                # every result behind it; the recorder itself must live on.
-                logger.error(
-                    "Could not record %d attempts; they will be sent again.",
-                    len(batch),
-                    exc_info=not isinstance(error, asyncpg.PostgresError),
-                    extra={"action": "record", "error": db.first_line(error)},
-                )
-                return
 
 
 class RelayService:
@@ -114,11 +47,16 @@ class RelayService:
         self._backlog = False
         # With a backlog, wait for this many free slots rather than claim one by one.
         self._refill_at = max(1, min(settings.batch_size, settings.max_in_flight) // 4)
+        self._policy = settings.retry_policy
+        self._notifier = Notifier()
+        # Claims that failed in a row on database errors: an outage while above 0.
+        self._database_failures = 0
 
     def stop(self) -> None:
         """Take no new claims; let requests in flight finish within the grace."""
         if not self._stopping.is_set():
             logger.info("Stopping: no new claims.", extra={"action": "stop"})
+            self._notifier.stopping()
         self._stopping.set()
         self._wake.set()
 
@@ -134,9 +72,11 @@ class RelayService:
                 max_in_flight=settings.max_in_flight,
             ) as sender,
         ):
-            recorder = Recorder(pool)
+            rules = HealthRules(settings.unhealthy_after, settings.disable_after)
+            recorder = Recorder(pool, rules, self._wake)
             recorder_task = asyncio.create_task(recorder.run())
             listener_task = asyncio.create_task(listener.run())
+            watchdog_task = asyncio.create_task(self._notifier.keep_watchdog_fed())
             try:
                 await self._wait_until_listening(listener)
                 if not self._stopping.is_set():
@@ -145,13 +85,17 @@ class RelayService:
                         extra={"action": "start", "worker_id": settings.worker_id},
                     )
                     self.ready.set()
+                    self._notifier.ready()
                     await self._pump(pool, sender, recorder)
                 await self._drain(pool)
             finally:
                 listener_task.cancel()
                 recorder.close()
                 await self._finish(recorder_task)
-                await asyncio.gather(listener_task, return_exceptions=True)
+                watchdog_task.cancel()
+                await asyncio.gather(
+                    listener_task, watchdog_task, return_exceptions=True
+                )
         logger.info("Relay stopped.", extra={"action": "stopped"})
 
     async def _finish(self, recorder_task: asyncio.Task[None]) -> None:
@@ -182,26 +126,45 @@ class RelayService:
             if self._free_slots() >= (self._refill_at if self._backlog else 1):
                 try:
                     self._backlog = await self._claim_and_send(pool, sender, recorder)
-                except TRANSIENT_DATABASE_ERRORS as error:
-                    self._log_claim_error(logging.WARNING, error)
+                    self._database_answered()
+                except db.TRANSIENT_ERRORS as error:
+                    self._database_failed(error)
                     self._backlog = False
                 except Exception as error:
                     # An error that is not passing (a bug, a broken schema) must not
                     # end the service; it is logged for an operator and tried again.
-                    self._log_claim_error(logging.ERROR, error)
+                    logger.error(
+                        "Could not claim work; trying again.",
+                        exc_info=not isinstance(error, asyncpg.PostgresError),
+                        extra={"action": "claim", "error": db.first_line(error)},
+                    )
                     self._backlog = False
                 if self._backlog:
                     continue
             await self._sleep_until_woken()
 
-    def _log_claim_error(self, level: int, error: Exception) -> None:
-        logger.log(
-            level,
-            "Could not claim work; trying again.",
-            exc_info=level >= logging.ERROR
-            and not isinstance(error, asyncpg.PostgresError),
-            extra={"action": "claim", "error": db.first_line(error)},
-        )
+    def _database_failed(self, error: Exception) -> None:
+        self._database_failures += 1
+        if self._database_failures == 1:
+            logger.warning(
+                "Database unavailable; reconnecting with backoff.",
+                extra={"action": "reconnecting", "error": db.first_line(error)},
+            )
+            self._notifier.status("Database unavailable; reconnecting.")
+        else:
+            logger.debug(
+                "Database still unavailable.",
+                extra={"action": "reconnecting", "error": db.first_line(error)},
+            )
+
+    def _database_answered(self) -> None:
+        if self._database_failures:
+            logger.info(
+                "Database available again; catching up.",
+                extra={"action": "reconnected", "failures": self._database_failures},
+            )
+            self._notifier.status("Listening for events.")
+        self._database_failures = 0
 
     async def _claim_and_send(
         self, pool: asyncpg.Pool, sender: Sender, recorder: Recorder
@@ -213,9 +176,20 @@ class RelayService:
         async with pool.acquire() as connection:
             fanned_out = await claims.fan_out(connection, batch_size)
             claimed = await claims.claim(
-                connection, self.settings.worker_id, limit, self.settings.lease
+                connection,
+                self.settings.worker_id,
+                limit,
+                self.settings.lease,
+                self.settings.max_in_flight_per_webhook,
             )
             bodies = await self._build(connection, claimed, recorder)
+
+        if claimed:
+            logger.info(
+                "Claimed %d deliveries.",
+                len(claimed),
+                extra={"action": "claimed", "count": len(claimed)},
+            )
 
         for item in claimed:
             body = bodies.get(item.delivery_id)
@@ -234,7 +208,7 @@ class RelayService:
             return await payloads.build(
                 connection, [item.delivery_id for item in claimed]
             )
-        except TRANSIENT_DATABASE_ERRORS:
+        except db.TRANSIENT_ERRORS:
             raise
         except asyncpg.PostgresError:
             pass
@@ -244,7 +218,7 @@ class RelayService:
         for item in claimed:
             try:
                 bodies.update(await payloads.build(connection, [item.delivery_id]))
-            except TRANSIENT_DATABASE_ERRORS:
+            except db.TRANSIENT_ERRORS:
                 raise
             except asyncpg.PostgresError as error:
                 reason = f"could not build the payload: {db.first_line(error)}"
@@ -266,7 +240,8 @@ class RelayService:
                         error=reason,
                         response_excerpt=None,
                         attempted_at=datetime.now(UTC),
-                        retry_in_seconds=self.settings.retry_delay,
+                        retry_in_seconds=self._policy.delay_after(item.attempt),
+                        reached_receiver=False,
                     )
                 )
         return bodies
@@ -287,19 +262,21 @@ class RelayService:
             )
 
     async def _sleep_until_woken(self) -> None:
+        timeout = self.settings.poll_interval
+        if self._database_failures:
+            # The listener rings as soon as it reconnects, which ends this early.
+            timeout = max(timeout, retries.reconnect_delay(self._database_failures))
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), self.settings.poll_interval)
+            await asyncio.wait_for(self._wake.wait(), timeout)
 
     async def _deliver(
         self, claim: Claim, body: bytes, sender: Sender, recorder: Recorder
     ) -> None:
-        request = Request(claim.url, body, request_headers(claim, body))
+        request = Request(claim.url, body, attempt.request_headers(claim, body))
         result = await sender.send(request)
 
-        retry_in = None
-        if result.outcome is not Outcome.DELIVERED:
-            retry_in = self.settings.retry_delay
-        log_result(claim, result, retry_in)
+        retry_in = attempt.retry_delay(self._policy, claim.attempt, result)
+        attempt.log_result(claim, result, retry_in)
         # Synchronous from here on: a cancelled task either recorded or did not.
         recorder.add(
             AttemptRecord(
@@ -334,7 +311,7 @@ class RelayService:
                 await claims.release(
                     connection, self.settings.worker_id, list(unfinished.values())
                 )
-        except TRANSIENT_DATABASE_ERRORS as error:
+        except db.TRANSIENT_ERRORS as error:
             logger.warning(
                 "Could not release %d claims; they return when their lease ends.",
                 len(unfinished),
@@ -345,43 +322,6 @@ class RelayService:
             "Released %d unfinished claims.",
             len(unfinished),
             extra={"action": "release", "count": len(unfinished)},
-        )
-
-
-def request_headers(claim: Claim, body: bytes) -> dict[str, str]:
-    """Content type, both signature schemes and the delivery's identifiers."""
-    message_id = f"evt_{claim.event_id}"
-    headers = {
-        "Content-Type": "application/json",
-        "X-Relay-Event": claim.event,
-        "X-Relay-Delivery": str(claim.delivery_id),
-        "X-Relay-Attempt": str(claim.attempt),
-    }
-    headers.update(
-        signing.signature_headers(claim.secret, message_id, int(time.time()), body)
-    )
-    return headers
-
-
-def log_result(claim: Claim, result: Result, retry_in: float | None) -> None:
-    fields = {
-        "event_id": claim.event_id,
-        "webhook_id": claim.webhook_id,
-        "attempt": claim.attempt,
-        "status": result.status_code,
-        "duration_ms": round(result.duration_ms, 1),
-    }
-    if retry_in is None:
-        logger.info(
-            "Delivered %s.", claim.event, extra={"action": "delivered", **fields}
-        )
-    else:
-        logger.warning(
-            "Delivery of %s failed (%s); retrying in %g s.",
-            claim.event,
-            result.error,
-            retry_in,
-            extra={"action": "retrying", **fields},
         )
 
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import os
+import signal
 import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import psycopg
@@ -24,7 +27,7 @@ T = TypeVar("T")
 # Settings that make a relay quick to react in tests; timeouts stay generous.
 FAST = {
     "poll_interval": 0.2,
-    "retry_delay": 0.2,
+    "retry_schedule": (0.2,) * 7,
     "request_timeout": 5.0,
     "lease": 30.0,
     "shutdown_grace": 2.0,
@@ -164,6 +167,10 @@ def all_delivered(db: psycopg.Connection[Any], expected: int) -> bool:
     return len(rows) == expected and all(row[2] == "delivered" for row in rows)
 
 
+# The same, as flags of ``relay run``.
+FAST_FLAGS = ["--poll-interval", "0.2", "--retry-schedule", "0.2s,0.2s,0.2s"]
+
+
 def relay_environment(dsn: str | None, **extra: str) -> dict[str, str]:
     """This process's environment with DATABASE_URL set to ``dsn`` (or unset)."""
     environment = {
@@ -186,3 +193,66 @@ def relay_command(
         timeout=timeout,
         check=False,
     )
+
+
+@dataclass
+class RelayProcess:
+    process: asyncio.subprocess.Process
+    # The JSON log lines of its stderr, parsed, as they arrive.
+    log: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def messages(self) -> list[str]:
+        return [line["message"] for line in self.log]
+
+    async def stop(self, signal_number: signal.Signals) -> int:
+        """Send the signal and return the exit status, which must come within 15 s."""
+        self.process.send_signal(signal_number)
+        async with asyncio.timeout(15):
+            return await self.process.wait()
+
+
+@contextlib.asynccontextmanager
+async def relay_process(
+    dsn: str, *options: str, **extra_env: str
+) -> AsyncIterator[RelayProcess]:
+    """``relay run`` as a subprocess, started (listening) on entry, killed if left."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "relay",
+        "--log-format",
+        "json",
+        "run",
+        *FAST_FLAGS,
+        *options,
+        env=relay_environment(dsn, **extra_env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    relay = RelayProcess(process)
+    reader = asyncio.create_task(read_log(process, relay.log))
+    try:
+        await eventually(
+            lambda: "Relay started." in relay.messages or reader.done(), timeout=15
+        )
+        assert "Relay started." in relay.messages, reader.result()
+        yield relay
+    finally:
+        if process.returncode is None:
+            process.kill()
+        async with asyncio.timeout(15):
+            await process.wait()
+            await reader
+
+
+async def read_log(process: asyncio.subprocess.Process, log: list[Any]) -> str:
+    """Parse every stderr line as JSON until the end; return what was no JSON."""
+    assert process.stderr is not None
+    unparsed = []
+    async for line in process.stderr:
+        try:
+            log.append(json.loads(line))
+        except json.JSONDecodeError:
+            unparsed.append(line.decode())
+    return "".join(unparsed)

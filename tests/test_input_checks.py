@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from relay.errors import ConfigError
@@ -122,10 +124,19 @@ def test_an_update_replaces_given_filters_and_empties_cleared_ones() -> None:
         ({"poll_interval": 0.0}, "--poll-interval must be between 0.01 and 3600"),
         ({"poll_interval": -1.0}, "--poll-interval must be between 0.01 and 3600"),
         ({"request_timeout": 0.0}, "--request-timeout must be between 0.1 and 3600"),
-        ({"retry_delay": -5.0}, "--retry-delay must be between 0 and 604800"),
+        ({"slow_down_delay": -5.0}, "--slow-down-delay must be between 0 and 86400"),
         ({"lease": float("inf")}, "--lease must be between 1 and 604800"),
         ({"shutdown_grace": -1.0}, "--shutdown-grace must be between 0 and 3600"),
-        ({"retry_delay": float("nan")}, "--retry-delay must be between 0 and 604800"),
+        (
+            {"max_retry_after": float("nan")},
+            "--max-retry-after must be between 0 and 604800",
+        ),
+        ({"disable_after": -1.0}, "--disable-after must be between 0 and 7776000"),
+        ({"retry_jitter": 0.9}, "--retry-jitter must be between 0 and 0.5, not 0.9"),
+        (
+            {"retry_schedule": (5.0, float("inf"))},
+            "--retry-schedule steps must be durations of 0 or more",
+        ),
         (
             {"lease": 10.0, "request_timeout": 10.0},
             "--lease must be longer than --request-timeout",
@@ -133,7 +144,7 @@ def test_an_update_replaces_given_filters_and_empties_cleared_ones() -> None:
     ],
 )
 def test_settings_out_of_range_are_refused(
-    overrides: dict[str, float], message: str
+    overrides: dict[str, Any], message: str
 ) -> None:
     with pytest.raises(ConfigError) as refused:
         Settings(dsn="postgresql://localhost/app", **overrides)

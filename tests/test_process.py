@@ -3,14 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import re
 import signal
-import subprocess
-import sys
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
@@ -26,7 +20,7 @@ from tests.support import (
     delivery_states,
     eventually,
     relay_command,
-    relay_environment,
+    relay_process,
     running_relay,
     seed_world,
 )
@@ -36,68 +30,6 @@ NEW_TODO = (
 )
 # One delivery line of the demo: number, event, signature, commit to receipt.
 ROW = re.compile(r" ?(\d+)  (\w+) +(\w+) +\d+\.\d ms")
-FAST = ["--poll-interval", "0.2", "--retry-delay", "0.2"]
-
-
-@dataclass
-class RelayProcess:
-    process: asyncio.subprocess.Process
-    # The JSON log lines of its stderr, parsed, as they arrive.
-    log: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def messages(self) -> list[str]:
-        return [line["message"] for line in self.log]
-
-    async def stop(self, signal_number: signal.Signals) -> int:
-        """Send the signal and return the exit status, which must come within 15 s."""
-        self.process.send_signal(signal_number)
-        async with asyncio.timeout(15):
-            return await self.process.wait()
-
-
-@contextlib.asynccontextmanager
-async def relay_process(dsn: str, *options: str) -> AsyncIterator[RelayProcess]:
-    """``relay run`` as a subprocess, started (listening) on entry, killed if left."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "relay",
-        "--log-format",
-        "json",
-        "run",
-        *FAST,
-        *options,
-        env=relay_environment(dsn),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    relay = RelayProcess(process)
-    reader = asyncio.create_task(read_log(process, relay.log))
-    try:
-        await eventually(
-            lambda: "Relay started." in relay.messages or reader.done(), timeout=15
-        )
-        assert "Relay started." in relay.messages, reader.result()
-        yield relay
-    finally:
-        if process.returncode is None:
-            process.kill()
-        async with asyncio.timeout(15):
-            await process.wait()
-            await reader
-
-
-async def read_log(process: asyncio.subprocess.Process, log: list[Any]) -> str:
-    """Parse every stderr line as JSON until the end; return what was no JSON."""
-    assert process.stderr is not None
-    unparsed = []
-    async for line in process.stderr:
-        try:
-            log.append(json.loads(line))
-        except json.JSONDecodeError:
-            unparsed.append(line.decode())
-    return "".join(unparsed)
 
 
 @pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGINT])

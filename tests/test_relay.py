@@ -210,7 +210,7 @@ async def test_a_failed_delivery_is_retried_and_every_attempt_recorded(
     webhook_id, _ = add_webhook(db, receiver, "/flaky")
     receiver.answer("/flaky", 500)
 
-    async with running_relay(dsn, retry_delay=0.3):
+    async with running_relay(dsn, retry_schedule=(0.3,)):
         change(db, NEW_TODO.format(id="tdo_retried", list="lst_inbox"))
         first, second = await receiver.wait_for(2, path="/flaky")
         await eventually(lambda: all_delivered(db, expected=1))
@@ -242,7 +242,9 @@ async def test_no_lock_is_held_while_a_request_is_on_the_wire(
     release = asyncio.Event()
     receiver.hold("/slow", arrived, release)
 
-    async with running_relay(dsn):
+    # No poll while the request is held: a claim round is a short transaction of
+    # its own (lock, then claim), which must not be mistaken for one kept open.
+    async with running_relay(dsn, poll_interval=60.0):
         change(db, NEW_TODO.format(id="tdo_slow", list="lst_inbox"))
         async with asyncio.timeout(10):
             await arrived.wait()

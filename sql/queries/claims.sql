@@ -128,16 +128,49 @@ forgotten AS (
 SELECT (SELECT count(*) FROM marked) AS events,
        (SELECT count(*) FROM fanned_out) AS deliveries;
 
+-- name: lock_claims
+-- Relays claim one at a time, so each sees the others' claims when it counts slots.
+SELECT pg_advisory_xact_lock(7250431001);
+
 -- name: claim_deliveries
--- Claim due deliveries of enabled webhooks: count the attempt, stamp the lease.
-WITH due AS (
-    SELECT d.id
-    FROM relay.deliveries d
-    JOIN relay.webhooks w ON w.id = d.webhook_id AND w.enabled
-    WHERE d.state = 'pending' AND d.next_attempt_at <= now()
-    ORDER BY d.next_attempt_at, d.id
+-- Claim due deliveries of enabled webhooks, at most $4 in flight per webhook over
+-- all relays: count the attempt, stamp the lease.
+-- TODO(issue 6): measure the per-webhook slot count with thousands of webhooks.
+WITH webhook_slots AS (
+    SELECT w.id,
+           $4 - (
+               SELECT count(*)
+               FROM relay.deliveries live
+               WHERE live.webhook_id = w.id
+                   AND live.state = 'pending'
+                   AND live.claimed_by IS NOT NULL
+                   AND live.next_attempt_at > now()
+           ) AS free
+    FROM relay.webhooks w
+    WHERE w.enabled
+        AND EXISTS (
+            SELECT FROM relay.deliveries d
+            WHERE d.webhook_id = w.id
+                AND d.state = 'pending'
+                AND d.next_attempt_at <= now()
+        )
+),
+due AS (
+    SELECT picked.id
+    FROM webhook_slots s
+    CROSS JOIN LATERAL (
+        SELECT d.id, d.next_attempt_at
+        FROM relay.deliveries d
+        WHERE d.webhook_id = s.id
+            AND d.state = 'pending'
+            AND d.next_attempt_at <= now()
+        ORDER BY d.next_attempt_at, d.id
+        LIMIT greatest(s.free, 0)
+        FOR UPDATE SKIP LOCKED
+    ) picked
+    WHERE s.free > 0
+    ORDER BY picked.next_attempt_at, picked.id
     LIMIT $1
-    FOR UPDATE OF d SKIP LOCKED
 )
 UPDATE relay.deliveries d
 SET attempts = d.attempts + 1,
@@ -150,7 +183,8 @@ RETURNING d.id AS delivery_id, d.event_id, e.event, d.webhook_id, w.url, w.secre
           d.attempts AS attempt;
 
 -- name: record_attempts
--- Write a batch of attempts; a success ends its delivery, a failure schedules it.
+-- Write a batch of attempts; a success ends its delivery, a failure schedules it
+-- again, or fails it for good when no retry is left (a null delay).
 WITH result AS (
     SELECT *
     FROM unnest($1::bigint[], $2::integer[], $3::text[], $4::integer[],
@@ -161,19 +195,24 @@ WITH result AS (
 ),
 logged AS (
     INSERT INTO relay.attempts (delivery_id, attempt, outcome, status_code,
-                                duration_ms, error, response_excerpt, attempted_at)
+                                duration_ms, error, response_excerpt, attempted_at,
+                                retry_delay_seconds)
     SELECT r.delivery_id, r.attempt, r.outcome, r.status_code, r.duration_ms,
-           r.error, r.response_excerpt, r.attempted_at
+           r.error, r.response_excerpt, r.attempted_at, r.retry_in_seconds
     FROM result r
     -- A delivery deleted with its webhook meanwhile has nothing left to record.
     JOIN relay.deliveries d ON d.id = r.delivery_id
     RETURNING 1
 )
 UPDATE relay.deliveries d
-SET state = CASE WHEN r.outcome = 'delivered' THEN 'delivered' ELSE d.state END,
+SET state = CASE
+        WHEN r.outcome = 'delivered' THEN 'delivered'
+        WHEN r.retry_in_seconds IS NULL THEN 'failed'
+        ELSE d.state
+    END,
     delivered_at = CASE WHEN r.outcome = 'delivered' THEN now() ELSE d.delivered_at END,
     next_attempt_at = CASE
-        WHEN r.outcome = 'delivered' THEN d.next_attempt_at
+        WHEN r.retry_in_seconds IS NULL THEN d.next_attempt_at
         ELSE now() + make_interval(secs => r.retry_in_seconds)
     END,
     claimed_by = NULL,
@@ -198,3 +237,97 @@ WHERE d.id = released.delivery_id
     AND d.attempts = released.attempt
     AND d.claimed_by = $3
     AND d.state = 'pending';
+
+-- name: lock_webhooks
+-- Hold the webhooks whose health is about to change, in one order for every relay.
+SELECT id FROM relay.webhooks WHERE id = ANY ($1::text[]) ORDER BY id FOR NO KEY UPDATE;
+
+-- name: mark_health_update
+-- Tell the status-change trigger that this transaction records its own changes.
+SELECT set_config('relay.health_update', 'on', true);
+
+-- name: update_webhook_health
+-- Count failures in a row per webhook ($1 webhook, $2 outcome, $3 time of each
+-- attempt), turn it UNHEALTHY at $4 of them, HEALTHY at a success, disable it on
+-- 410 or after failing $5 seconds without a success; record each status change.
+WITH result AS (
+    SELECT *
+    FROM unnest($1::text[], $2::text[], $3::timestamptz[])
+        AS r (webhook_id, outcome, attempted_at)
+),
+last_success AS (
+    SELECT r.webhook_id,
+           max(r.attempted_at) FILTER (WHERE r.outcome = 'delivered') AS at,
+           bool_or(r.outcome = 'gone') AS gone
+    FROM result r
+    GROUP BY r.webhook_id
+),
+tally AS (
+    SELECT s.webhook_id, s.at AS succeeded_at, s.gone,
+           count(*) FILTER (WHERE r.outcome <> 'delivered'
+                            AND r.attempted_at > coalesce(s.at, '-infinity'))
+               AS failures,
+           min(r.attempted_at) FILTER (WHERE r.outcome <> 'delivered'
+                                       AND r.attempted_at > coalesce(s.at, '-infinity'))
+               AS first_failure
+    FROM last_success s
+    JOIN result r ON r.webhook_id = s.webhook_id
+    GROUP BY s.webhook_id, s.at, s.gone
+),
+counted AS (
+    SELECT w.id, w.status AS old_status, w.enabled AS old_enabled, t.gone,
+           t.succeeded_at,
+           CASE WHEN t.succeeded_at IS NULL
+               THEN w.consecutive_failures + t.failures
+               ELSE t.failures
+           END AS failures,
+           CASE
+               WHEN t.failures = 0 THEN NULL
+               WHEN t.succeeded_at IS NULL
+                   THEN coalesce(w.failing_since, t.first_failure)
+               ELSE t.first_failure
+           END AS failing_since
+    FROM relay.webhooks w
+    JOIN tally t ON t.webhook_id = w.id
+),
+decided AS (
+    SELECT c.*,
+           CASE
+               WHEN c.failures >= $4 THEN 'UNHEALTHY'
+               WHEN c.succeeded_at IS NOT NULL THEN 'HEALTHY'
+               ELSE c.old_status
+           END AS new_status,
+           c.old_enabled AND NOT c.gone
+               AND coalesce(c.failing_since > now() - make_interval(secs => $5), true)
+               AS new_enabled
+    FROM counted c
+),
+updated AS (
+    UPDATE relay.webhooks w
+    SET consecutive_failures = d.failures,
+        failing_since = d.failing_since,
+        status = d.new_status,
+        enabled = d.new_enabled,
+        updated_at = CASE
+            WHEN (d.new_status, d.new_enabled) = (d.old_status, d.old_enabled)
+                THEN w.updated_at
+            ELSE now()
+        END
+    FROM decided d
+    WHERE w.id = d.id
+    RETURNING 1
+)
+INSERT INTO relay.webhook_status_changes
+    (webhook_id, old_status, new_status, old_enabled, new_enabled, reason)
+SELECT d.id, d.old_status, d.new_status, d.old_enabled, d.new_enabled,
+       CASE
+           WHEN d.old_enabled AND d.gone THEN 'the receiver answered 410 Gone'
+           WHEN d.old_enabled AND NOT d.new_enabled
+               THEN 'no success since ' || relay.iso_time_v1(d.failing_since)
+           WHEN d.new_status = 'UNHEALTHY' THEN d.failures || ' failures in a row'
+           ELSE 'delivered again'
+       END
+FROM decided d
+WHERE (d.new_status, d.new_enabled) <> (d.old_status, d.old_enabled)
+ORDER BY d.id
+RETURNING webhook_id, old_status, new_status, old_enabled, new_enabled, reason;

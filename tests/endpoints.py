@@ -1,0 +1,88 @@
+"""Receivers that misbehave on purpose, on 127.0.0.1, for the fault tests.
+
+Each is a real listening socket: one that reads the request and then says
+nothing, one that resets the connection, one that trickles its answer a byte at
+a time, and a port where nothing listens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import struct
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import port_for
+from aiohttp import web
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+async def read_request_head(reader: asyncio.StreamReader) -> None:
+    with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+        await reader.readuntil(b"\r\n\r\n")
+
+
+async def say_nothing(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> None:
+    """Accept, read the request, and never answer."""
+    await read_request_head(reader)
+    with contextlib.suppress(ConnectionError):
+        await reader.read()  # until the relay gives up and closes
+    writer.close()
+
+
+async def reset(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Read the request head, then reset the connection (RST, not FIN)."""
+    await read_request_head(reader)
+    raw = writer.get_extra_info("socket")
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
+
+
+@contextlib.asynccontextmanager
+async def raw_endpoint(handler: Handler) -> AsyncIterator[str]:
+    """A TCP server running ``handler`` per connection; yields its base URL."""
+    server = await asyncio.start_server(handler, "127.0.0.1", 0)
+    host, port = server.sockets[0].getsockname()[:2]
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.close()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(server.wait_closed(), 2)
+
+
+@contextlib.asynccontextmanager
+async def trickling_endpoint(byte_every: float = 0.2) -> AsyncIterator[str]:
+    """Answers 200 at once, then its body one byte every ``byte_every`` seconds."""
+
+    async def trickle(request: web.Request) -> web.StreamResponse:
+        await request.read()
+        response = web.StreamResponse(status=200)
+        response.content_length = 4096
+        await response.prepare(request)
+        for _ in range(4096):
+            await response.write(b".")
+            await asyncio.sleep(byte_every)
+        return response
+
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", trickle)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        await runner.cleanup()
+
+
+def silent_port() -> int:
+    """A port on 127.0.0.1 where nothing listens: connections are refused."""
+    port: int = port_for.select_random()
+    return port

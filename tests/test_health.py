@@ -1,0 +1,184 @@
+"""Webhook health: UNHEALTHY after failures in a row, HEALTHY again on a success,
+disabled after failing too long; every change recorded and announced. And one
+slow endpoint holds only its own deliveries."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import psycopg
+
+from relay.receiver import Receiver
+from tests.support import (
+    add_webhook,
+    all_delivered,
+    change,
+    eventually,
+    running_relay,
+    seed_world,
+)
+
+NEW_TODO = (
+    "INSERT INTO todos (id, todo_list_id, title) VALUES ('{id}', 'lst_inbox', 'x')"
+)
+CHANGES = (
+    "SELECT old_status, new_status, old_enabled, new_enabled, reason"
+    " FROM relay.webhook_status_changes WHERE webhook_id = %s ORDER BY id"
+)
+
+
+def announced(listening: psycopg.Connection[Any], count: int) -> list[Any]:
+    return [
+        json.loads(notification.payload)
+        for notification in listening.notifies(timeout=5, stop_after=count)
+    ]
+
+
+async def test_a_webhook_turns_unhealthy_after_five_failures_and_back_on_a_success(
+    db: psycopg.Connection[Any], dsn: str, receiver: Receiver
+) -> None:
+    seed_world(db)
+    webhook_id, _ = add_webhook(db, receiver, "/flaky")
+    receiver.answer("/flaky", 500, 500, 500, 500, 500)
+    db.execute("LISTEN relay_webhook_status_v1")
+
+    async with running_relay(dsn, retry_schedule=(0.05,) * 6):
+        change(db, NEW_TODO.format(id="tdo_flaky"))
+        await eventually(lambda: all_delivered(db, expected=1))
+        notifications = announced(db, 2)
+
+    assert [request.status_sent for request in receiver.on("/flaky")] == [
+        500,
+        500,
+        500,
+        500,
+        500,
+        200,
+    ]
+    assert db.execute(CHANGES, (webhook_id,)).fetchall() == [
+        ("HEALTHY", "UNHEALTHY", True, True, "5 failures in a row"),
+        ("UNHEALTHY", "HEALTHY", True, True, "delivered again"),
+    ]
+    assert notifications == [
+        {
+            "webhook_id": webhook_id,
+            "old_status": "HEALTHY",
+            "new_status": "UNHEALTHY",
+            "enabled": True,
+            "reason": "5 failures in a row",
+        },
+        {
+            "webhook_id": webhook_id,
+            "old_status": "UNHEALTHY",
+            "new_status": "HEALTHY",
+            "enabled": True,
+            "reason": "delivered again",
+        },
+    ]
+    assert db.execute(
+        "SELECT status, enabled, consecutive_failures, failing_since"
+        " FROM relay.webhooks WHERE id = %s",
+        (webhook_id,),
+    ).fetchone() == ("HEALTHY", True, 0, None)
+
+
+async def test_a_webhook_failing_past_the_window_is_disabled_until_enabled(
+    db: psycopg.Connection[Any], dsn: str, receiver: Receiver
+) -> None:
+    seed_world(db)
+    webhook_id, _ = add_webhook(db, receiver, "/down")
+    receiver.answer("/down", *[503] * 100)
+
+    async with running_relay(
+        dsn, retry_schedule=(0.1,) * 50, retry_jitter=0.0, disable_after=1.0
+    ):
+        change(db, NEW_TODO.format(id="tdo_down"))
+        await eventually(
+            lambda: (
+                db.execute(
+                    "SELECT NOT enabled FROM relay.webhooks WHERE id = %s",
+                    (webhook_id,),
+                ).fetchone()
+                == (True,)
+            )
+        )
+        failing_since = db.execute(
+            "SELECT relay.iso_time_v1(min(attempted_at)) FROM relay.attempts"
+        ).fetchone()
+        attempts_when_disabled = receiver.arrivals["/down"]
+        # Disabled: a new event is not fanned out to it, the pending one waits.
+        change(db, NEW_TODO.format(id="tdo_while_disabled"))
+        await eventually(
+            lambda: (
+                db.execute(
+                    "SELECT bool_and(fanned_out_at IS NOT NULL) FROM relay.events"
+                ).fetchone()
+                == (True,)
+            )
+        )
+        # An operator enables it again: its health starts afresh.
+        db.execute(
+            "UPDATE relay.webhooks SET enabled = true WHERE id = %s", (webhook_id,)
+        )
+        after_enable = await eventually(
+            lambda: db.execute(
+                "SELECT enabled, consecutive_failures > 0 FROM relay.webhooks"
+                " WHERE id = %s AND consecutive_failures > 0",
+                (webhook_id,),
+            ).fetchone()
+        )
+
+    assert attempts_when_disabled >= 6
+    # The failures before the disable do not disable it again at its next one.
+    assert after_enable == (True, True)
+    assert db.execute(CHANGES, (webhook_id,)).fetchall()[:3] == [
+        ("HEALTHY", "UNHEALTHY", True, True, "5 failures in a row"),
+        (
+            "UNHEALTHY",
+            "UNHEALTHY",
+            True,
+            False,
+            f"no success since {failing_since[0]}",  # type: ignore[index]
+        ),
+        ("UNHEALTHY", "UNHEALTHY", False, True, "enabled by postgres"),
+    ]
+    assert db.execute(
+        "SELECT count(*) FROM relay.deliveries WHERE webhook_id = %s", (webhook_id,)
+    ).fetchone() == (1,)
+
+
+async def test_a_hanging_endpoint_holds_only_its_own_slots_over_all_relays(
+    db: psycopg.Connection[Any], dsn: str, receiver: Receiver
+) -> None:
+    seed_world(db)
+    add_webhook(db, receiver, "/hanging")
+    add_webhook(db, receiver, "/healthy")
+    arrived, release = asyncio.Event(), asyncio.Event()
+    receiver.hold("/hanging", arrived, release)
+    events = 30
+
+    # Two relays: the limit counts the claims of both.
+    limits = {"max_in_flight": 6, "max_in_flight_per_webhook": 2}
+    async with (
+        running_relay(dsn, request_timeout=20.0, worker_id="relay-a", **limits),
+        running_relay(dsn, request_timeout=20.0, worker_id="relay-b", **limits),
+    ):
+        values = ", ".join(
+            f"('tdo_{number}', 'lst_inbox', 'x')" for number in range(events)
+        )
+        change(db, f"INSERT INTO todos (id, todo_list_id, title) VALUES {values}")
+        healthy = await receiver.wait_for(events, path="/healthy", timeout=15)
+        held = receiver.arrivals["/hanging"]
+        in_flight = db.execute(
+            "SELECT count(*) FROM relay.deliveries d JOIN relay.webhooks w"
+            " ON w.id = d.webhook_id WHERE w.url LIKE '%%/hanging'"
+            " AND d.claimed_by IS NOT NULL"
+        ).fetchone()
+        release.set()
+        await eventually(lambda: all_delivered(db, expected=2 * events), timeout=20)
+
+    assert len({request.headers["webhook-id"] for request in healthy}) == events
+    assert held == 2
+    assert in_flight == (2,)
