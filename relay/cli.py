@@ -70,6 +70,7 @@ def migrate(dsn: str | None) -> None:
     """
     applied = migrations.apply_migrations(db.check_dsn(dsn))
     if applied:
+        click.echo(migrations.CAPTURE_NOTE, err=True)
         click.echo(f"Applied {len(applied)} migrations: {', '.join(applied)}", err=True)
     else:
         click.echo("The database is up to date.", err=True)

@@ -25,6 +25,14 @@ logger = logging.getLogger(__name__)
 
 _FILE_NAME = re.compile(r"^(?P<version>\d{4})_(?P<name>[a-z0-9_]+)\.sql$")
 
+# What a DBA must know before any change reaches the triggers (README: "Replication,
+# bulk loads and TRUNCATE"); relay migrate says it whenever it installs something.
+CAPTURE_NOTE = (
+    "Note: capture triggers fire in every session, including those with"
+    " session_replication_role = replica (replication subscribers, bulk loads),"
+    " and TRUNCATE of a captured table is refused; see the README."
+)
+
 # Any constant works; it only has to be the same for every relay.
 _ADVISORY_LOCK_KEY = 727_274_001
 

@@ -144,6 +144,11 @@ async def test_two_concurrent_migrate_commands_apply_each_migration_once(
         f"Applied {len(SHIPPED)} migrations: {', '.join(SHIPPED)}",
         "The database is up to date.",
     ]
+    # Installing the triggers tells the DBA how they treat replica sessions.
+    notes = sorted(
+        migrations.CAPTURE_NOTE in stderr.decode().splitlines() for _, stderr in outputs
+    )
+    assert notes == [False, True]
     assert versions(empty) == VERSIONS
 
 
