@@ -7,6 +7,7 @@ cascade, big statements, TRUNCATE, replication sessions and exact values.
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 import psycopg
@@ -324,3 +325,40 @@ async def test_text_and_numbers_arrive_exactly_as_stored(
     [field_value] = todo["todoCustomFields"]
     assert field_value["value"]["note"] == "é"
     assert json.loads(request.body)["currentValue"]["title"] == EXOTIC_TEXT
+
+
+def test_a_role_with_no_rights_on_the_relay_schema_is_captured_in_full(
+    db: psycopg.Connection[Any],
+) -> None:
+    seed_world(db)
+    role = f"relay_test_writer_{uuid.uuid4().hex[:12]}"
+    db.execute(f"CREATE ROLE {role} NOLOGIN")
+    try:
+        db.execute(
+            f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public"
+            f" TO {role}"
+        )
+        with db.transaction():
+            db.execute(f"SET LOCAL ROLE {role}")
+            db.execute(
+                "INSERT INTO todo_users (todo_id, user_id)"
+                " VALUES ('tdo_bare', 'usr_carol')"
+            )
+            db.execute("UPDATE todos SET done = true WHERE id = 'tdo_bare'")
+            db.execute("DELETE FROM todo_lists WHERE id = 'lst_inbox'")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege), db.transaction():
+            db.execute(f"SET LOCAL ROLE {role}")
+            db.execute("SELECT count(*) FROM relay.events")
+    finally:
+        db.execute(f"DROP OWNED BY {role}")
+        db.execute(f"DROP ROLE {role}")
+
+    assert outbox(db, "event", "entity_id", "project_id") == [
+        ("TODO_ASSIGNEE_ADDED", "tdo_bare", "prj_ops"),
+        ("TODO_DONE_STATUS_UPDATED", "tdo_bare", "prj_ops"),
+        ("TODO_LIST_DELETED", "lst_inbox", "prj_ops"),
+        ("TODO_DELETED", "tdo_bare", "prj_ops"),
+        ("TODO_DELETED", "tdo_base", "prj_ops"),
+        ("COMMENT_DELETED", "cmt_base", "prj_ops"),
+        ("TODO_CHECKLIST_DELETED", "chk_base", "prj_ops"),
+    ]
