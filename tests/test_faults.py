@@ -21,6 +21,7 @@ from relay.receiver import Receiver
 from tests.support import (
     add_webhook,
     all_delivered,
+    delivery_states,
     eventually,
     relay_process,
     seed_world,
@@ -126,6 +127,12 @@ async def test_three_relays_deliver_5000_events_exactly_once_per_webhook(
     assert sum(claimed) == 2 * events
 
 
+def all_of_at_least(db: psycopg.Connection[Any], count: int) -> bool:
+    """Every delivery delivered, and at least ``count`` of them."""
+    rows = delivery_states(db)
+    return len(rows) >= count and all(row[2] == "delivered" for row in rows)
+
+
 @pytest.fixture
 def own_cluster() -> Any:
     """A PostgreSQL server of this test's own, free to be restarted."""
@@ -184,14 +191,15 @@ async def test_a_postgresql_restart_loses_nothing_and_ends_no_relay(
             restarted_at = len(committed)
             await eventually(lambda: len(committed) >= restarted_at + 20)
         with psycopg.connect(dsn, autocommit=True) as db:
-            await eventually(
-                lambda: all_delivered(db, expected=len(committed)), timeout=60
-            )
+            await eventually(lambda: all_of_at_least(db, len(committed)), timeout=60)
         alive = relay.process.returncode is None
         status = await relay.stop(signal.SIGTERM)
 
     delivered = {r.payload["currentValue"]["id"] for r in receiver.on("/hook")}
-    assert delivered == set(committed)
+    # An insert whose commit reached the server as it went down may have lost
+    # only its answer: delivered, though the writer never heard it committed.
+    assert set(committed) <= delivered
+    assert len(delivered - set(committed)) <= 1
     assert alive
     assert status == 0
     warnings = [line["message"] for line in relay.log if line["level"] == "WARNING"]
