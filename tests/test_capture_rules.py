@@ -175,12 +175,18 @@ async def test_deleting_a_project_reaches_the_members_it_had_with_its_context(
     db: psycopg.Connection[Any], dsn: str, receiver: Receiver
 ) -> None:
     seed_world(db)
-    add_webhook(db, receiver, "/hook", events=["TODO_DELETED", "TAG_DELETED"])
+    add_webhook(
+        db,
+        receiver,
+        "/hook",
+        events=["TODO_DELETED", "TAG_DELETED", "CUSTOM_FIELD_DELETED"],
+    )
 
     change(db, "DELETE FROM projects WHERE id = 'prj_ops'")
 
-    payloads = await deliver_all(dsn, db, receiver, expected=3)
+    payloads = await deliver_all(dsn, db, receiver, expected=4)
     assert sorted(payloads) == [
+        "CUSTOM_FIELD_DELETED:cfd_budget",
         "TAG_DELETED:tag_urgent",
         "TODO_DELETED:tdo_bare",
         "TODO_DELETED:tdo_base",
@@ -193,6 +199,13 @@ async def test_deleting_a_project_reaches_the_members_it_had_with_its_context(
     )
     tag = payloads["TAG_DELETED:tag_urgent"]["previousValue"]
     assert tag["project"]["slug"] == "ops"
+    # The tag and the field went in the same cascade; their own delete events
+    # still describe them inside the todo.
+    todo = payloads["TODO_DELETED:tdo_base"]["previousValue"]
+    assert [(t["tagId"], t["tag"]["title"]) for t in todo["todoTags"]] == [
+        ("tag_urgent", "Urgent")
+    ]
+    assert [v["customField"]["name"] for v in todo["todoCustomFields"]] == ["Budget"]
 
 
 async def deliver_all(
@@ -361,4 +374,34 @@ def test_a_role_with_no_rights_on_the_relay_schema_is_captured_in_full(
         ("TODO_DELETED", "tdo_base", "prj_ops"),
         ("COMMENT_DELETED", "cmt_base", "prj_ops"),
         ("TODO_CHECKLIST_DELETED", "chk_base", "prj_ops"),
+    ]
+
+
+async def test_events_built_after_their_parents_were_deleted_still_show_them(
+    db: psycopg.Connection[Any], dsn: str, receiver: Receiver
+) -> None:
+    seed_world(db)
+    add_webhook(db, receiver, "/hook", events=["TODO_NAME_CHANGED", "TODO_DELETED"])
+
+    # All of it happens before a relay builds any payload.
+    change(db, "UPDATE todos SET title = 'Renamed' WHERE id = 'tdo_base'")
+    change(db, "DELETE FROM tags WHERE id = 'tag_urgent'")
+    change(db, "DELETE FROM todo_lists WHERE id = 'lst_inbox'")
+    async with running_relay(dsn):
+        requests = await receiver.wait_for(3, path="/hook")
+
+    payloads = {
+        (request.event, request.payload["previousValue"]["id"]): request.payload
+        for request in requests
+    }
+    renamed = payloads[("TODO_NAME_CHANGED", "tdo_base")]["currentValue"]
+    assert renamed["title"] == "Renamed"
+    assert renamed["todoList"]["title"] == "Inbox"
+    assert renamed["todoList"]["project"]["name"] == "Operations"
+    assert renamed["todoList"]["project"]["company"]["name"] == "Acme"
+    # The tag went first: the todo's removal event kept it, and so did TAG_DELETED.
+    deleted = payloads[("TODO_DELETED", "tdo_base")]["previousValue"]
+    assert deleted["todoTags"] == []
+    assert [value["customField"]["name"] for value in deleted["todoCustomFields"]] == [
+        "Budget"
     ]

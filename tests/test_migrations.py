@@ -31,6 +31,7 @@ SHIPPED = [
     "0006_complete_capture",
     "0007_webhook_json_v2",
     "0008_payload_functions_v2",
+    "0009_deleted_entities_index",
     "0010_retries_and_health",
 ]
 VERSIONS = [int(label[:4]) for label in SHIPPED]

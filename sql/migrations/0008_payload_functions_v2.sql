@@ -11,7 +11,8 @@
 -- json (not jsonb) keeps the keys in the order written here; PL/pgSQL keeps the
 -- plans of its queries for the life of the relay's long-lived connections.
 
--- The row of `entity` with this id: live, else the one the context remembers.
+-- The row of `entity` with this id: live, else the one the context remembers,
+-- else the one its delete event kept.
 CREATE FUNCTION relay.context_row_v2(entity text, row_id text, context jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql STABLE
@@ -33,7 +34,26 @@ BEGIN
     IF live IS NULL AND context->entity->>'id' = row_id THEN
         RETURN context->entity;
     END IF;
-    RETURN live;
+    RETURN coalesce(live, relay.deleted_row_v2(entity, row_id));
+END;
+$$;
+
+-- An entity deleted since: the row its delete event kept, with that event's
+-- context inside, so that what hung below it still shows where it was.
+CREATE FUNCTION relay.deleted_row_v2(entity text, row_id text) RETURNS jsonb
+LANGUAGE plpgsql STABLE
+AS $$
+BEGIN
+    RETURN (
+        SELECT e.previous_value
+        FROM relay.events e
+        WHERE e.current_value IS NULL
+            AND e.entity = deleted_row_v2.entity
+            AND e.entity_id = row_id
+            AND e.previous_value IS NOT NULL
+        ORDER BY e.id DESC
+        LIMIT 1
+    );
 END;
 $$;
 
@@ -60,6 +80,8 @@ CREATE FUNCTION relay.project_json_v2(project jsonb, context jsonb) RETURNS json
 LANGUAGE plpgsql STABLE
 AS $$
 BEGIN
+    -- A row kept by a delete event carries the context it had then.
+    context := coalesce(project->'_context', context);
     RETURN (
         SELECT json_build_object(
             'id', p.id,
@@ -84,6 +106,8 @@ CREATE FUNCTION relay.todo_list_json_v2(list jsonb, context jsonb) RETURNS json
 LANGUAGE plpgsql STABLE
 AS $$
 BEGIN
+    -- A row kept by a delete event carries the context it had then.
+    context := coalesce(list->'_context', context);
     RETURN (
         SELECT json_build_object(
             'id', l.id,
@@ -144,7 +168,9 @@ BEGIN
             'createdAt', relay.iso_time_v1(tt.created_at))
             ORDER BY tt.created_at, tt.id), '[]'::json)
         FROM jsonb_populate_recordset(NULL::public.todo_tags, taggings) tt
-        LEFT JOIN public.tags t ON t.id = tt.tag_id
+        CROSS JOIN LATERAL jsonb_populate_record(NULL::public.tags, coalesce(
+            (SELECT to_jsonb(live) FROM public.tags live WHERE live.id = tt.tag_id),
+            relay.deleted_row_v2('tag', tt.tag_id))) t
     );
 END;
 $$;
@@ -167,7 +193,10 @@ BEGIN
             'updatedAt', relay.iso_time_v1(v.updated_at))
             ORDER BY cf.position, v.custom_field_id), '[]'::json)
         FROM jsonb_populate_recordset(NULL::public.todo_custom_fields, field_values) v
-        LEFT JOIN public.custom_fields cf ON cf.id = v.custom_field_id
+        CROSS JOIN LATERAL jsonb_populate_record(NULL::public.custom_fields, coalesce(
+            (SELECT to_jsonb(live) FROM public.custom_fields live
+             WHERE live.id = v.custom_field_id),
+            relay.deleted_row_v2('custom_field', v.custom_field_id))) cf
     );
 END;
 $$;
@@ -176,6 +205,8 @@ CREATE FUNCTION relay.todo_json_v2(todo jsonb, context jsonb) RETURNS json
 LANGUAGE plpgsql STABLE
 AS $$
 BEGIN
+    -- A row kept by a delete event carries the context it had then.
+    context := coalesce(todo->'_context', context);
     RETURN (
         SELECT json_build_object(
             'id', t.id,
@@ -213,6 +244,8 @@ CREATE FUNCTION relay.comment_json_v2(comment jsonb, context jsonb) RETURNS json
 LANGUAGE plpgsql STABLE
 AS $$
 BEGIN
+    -- A row kept by a delete event carries the context it had then.
+    context := coalesce(comment->'_context', context);
     RETURN (
         SELECT json_build_object(
             'id', c.id,
@@ -236,6 +269,8 @@ RETURNS json
 LANGUAGE plpgsql STABLE
 AS $$
 BEGIN
+    -- A row kept by a delete event carries the context it had then.
+    context := coalesce(checklist->'_context', context);
     RETURN (
         SELECT json_build_object(
             'id', k.id,
@@ -259,6 +294,8 @@ RETURNS json
 LANGUAGE plpgsql STABLE
 AS $$
 BEGIN
+    -- A row kept by a delete event carries the context it had then.
+    context := coalesce(item->'_context', context);
     RETURN (
         SELECT json_build_object(
             'id', i.id,
@@ -288,6 +325,8 @@ CREATE FUNCTION relay.tag_json_v2(tag jsonb, context jsonb) RETURNS json
 LANGUAGE plpgsql STABLE
 AS $$
 BEGIN
+    -- A row kept by a delete event carries the context it had then.
+    context := coalesce(tag->'_context', context);
     RETURN (
         SELECT json_build_object(
             'id', t.id,
@@ -309,6 +348,8 @@ CREATE FUNCTION relay.custom_field_json_v2(field jsonb, context jsonb) RETURNS j
 LANGUAGE plpgsql STABLE
 AS $$
 BEGIN
+    -- A row kept by a delete event carries the context it had then.
+    context := coalesce(field->'_context', context);
     RETURN (
         SELECT json_build_object(
             'id', f.id,
