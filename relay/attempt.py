@@ -60,6 +60,14 @@ def log_result(claim: Claim, result: Result, retry_in: float | None) -> None:
         logger.info(
             "Delivered %s.", claim.event, extra={"action": "delivered", **fields}
         )
+    elif result.outcome is Outcome.GONE:
+        logger.warning(
+            "Delivery of %s refused (%s); the webhook is disabled and this delivery"
+            " waits until it is enabled again.",
+            claim.event,
+            result.error,
+            extra={"action": "gone", "outcome": result.outcome.value, **fields},
+        )
     elif retry_in is None:
         logger.warning(
             "Delivery of %s failed (%s); no retry is left.",

@@ -93,7 +93,8 @@ class WebhookChanges:
 
 
 def check_url(url: str) -> str:
-    """The URL itself, or a ConfigError saying why it cannot receive webhooks."""
+    """The URL (its scheme in lower case), or a ConfigError saying why it cannot
+    receive webhooks."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
         raise ConfigError(
@@ -107,7 +108,8 @@ def check_url(url: str) -> str:
         raise ConfigError(f"malformed URL {url!r}: it needs a host and no spaces")
     if port == 0:
         raise ConfigError(f"malformed URL {url!r}: port 0 cannot receive requests")
-    return url
+    # A scheme is case-insensitive; store it as receivers and the schema expect it.
+    return parts.scheme + url[len(parts.scheme) :]
 
 
 def check_name(name: str) -> str:

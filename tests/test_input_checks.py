@@ -67,6 +67,20 @@ def test_a_url_that_cannot_receive_is_refused(url: str, message: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("url", "stored"),
+    [
+        ("HTTP://Example.ORG/Hook?A=1", "http://Example.ORG/Hook?A=1"),
+        ("Https://example.org", "https://example.org"),
+        ("https://example.org/x", "https://example.org/x"),
+    ],
+)
+def test_a_url_scheme_in_capitals_is_stored_in_lower_case(
+    url: str, stored: str
+) -> None:
+    assert check_url(url) == stored
+
+
+@pytest.mark.parametrize(
     "name", ["two\nlines", "bell\a", "x" * 201, "\u200b\u200b" + "\x00"]
 )
 def test_a_name_that_would_break_a_listing_is_refused(name: str) -> None:

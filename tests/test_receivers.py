@@ -196,3 +196,9 @@ async def test_each_misbehaving_receiver_gets_the_documented_treatment(
         " it receives nothing until enabled again."
         for line in relay.log
     )
+    [gone] = [line for line in relay.log if line.get("action") == "gone"]
+    assert gone["message"] == (
+        "Delivery of TODO_CREATED refused (HTTP 410: the receiver says this endpoint"
+        " is gone); the webhook is disabled and this delivery waits until it is"
+        " enabled again."
+    )
