@@ -24,6 +24,7 @@ import asyncpg
 from relay import attempt, claims, db, migrations, payloads, retries
 from relay.claims import AttemptRecord, Claim, DeliveryId, HealthRules
 from relay.delivery import Outcome, Request, Sender
+from relay.doorbell import Doorbell
 from relay.listener import Listener
 from relay.recorder import Recorder
 from relay.settings import Settings
@@ -51,6 +52,7 @@ class RelayService:
         self._notifier = Notifier()
         # Claims that failed in a row on database errors: an outage while above 0.
         self._database_failures = 0
+        self._doorbell = Doorbell(settings.poll_interval)
 
     def stop(self) -> None:
         """Take no new claims; let requests in flight finish within the grace."""
@@ -123,9 +125,10 @@ class RelayService:
     ) -> None:
         while not self._stopping.is_set():
             self._wake.clear()
+            pause = self.settings.poll_interval
             if self._free_slots() >= (self._refill_at if self._backlog else 1):
                 try:
-                    self._backlog = await self._claim_and_send(pool, sender, recorder)
+                    pause = await self._round(pool, sender, recorder)
                     self._database_answered()
                 except db.TRANSIENT_ERRORS as error:
                     self._database_failed(error)
@@ -139,9 +142,23 @@ class RelayService:
                         extra={"action": "claim", "error": db.first_line(error)},
                     )
                     self._backlog = False
-                if self._backlog:
-                    continue
-            await self._sleep_until_woken()
+            if pause > 0:
+                await self._sleep_until_woken(pause)
+
+    async def _round(
+        self, pool: asyncpg.Pool, sender: Sender, recorder: Recorder
+    ) -> float:
+        """One look for work; return how long to wait before the next (0: at once).
+
+        While there is work the relay looks again at once and keeps the doorbell
+        disarmed; when there is none it arms it (see ``relay/doorbell.py``).
+        """
+        found, self._backlog = await self._claim_and_send(pool, sender, recorder)
+        async with pool.acquire() as connection:
+            if found or self._backlog:
+                await self._doorbell.busy(connection)
+                return 0.0
+            return await self._doorbell.idle(connection)
 
     def _database_failed(self, error: Exception) -> None:
         self._database_failures += 1
@@ -168,8 +185,11 @@ class RelayService:
 
     async def _claim_and_send(
         self, pool: asyncpg.Pool, sender: Sender, recorder: Recorder
-    ) -> bool:
-        """Fan out and claim one batch; return whether a full batch suggests more."""
+    ) -> tuple[bool, bool]:
+        """Fan out and claim one batch.
+
+        Returns whether it found any work, and whether a full batch suggests more.
+        """
         batch_size = self.settings.batch_size
         limit = min(self._free_slots(), batch_size)
 
@@ -198,7 +218,8 @@ class RelayService:
             task = asyncio.create_task(self._deliver(item, body, sender, recorder))
             self._in_flight[task] = item
             task.add_done_callback(self._forget)
-        return fanned_out == batch_size or len(claimed) == limit
+        found = bool(fanned_out or claimed)
+        return found, fanned_out == batch_size or len(claimed) == limit
 
     async def _build(
         self, connection: asyncpg.Connection, claimed: list[Claim], recorder: Recorder
@@ -261,8 +282,7 @@ class RelayService:
                 extra={"action": "deliver", "claim": repr(claim)},
             )
 
-    async def _sleep_until_woken(self) -> None:
-        timeout = self.settings.poll_interval
+    async def _sleep_until_woken(self, timeout: float) -> None:
         if self._database_failures:
             # The listener rings as soon as it reconnects, which ends this early.
             timeout = max(timeout, retries.reconnect_delay(self._database_failures))

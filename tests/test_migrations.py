@@ -32,6 +32,7 @@ SHIPPED = [
     "0007_webhook_json_v2",
     "0008_payload_functions_v2",
     "0010_retries_and_health",
+    "0020_armed_doorbell",
 ]
 VERSIONS = [int(label[:4]) for label in SHIPPED]
 # The key relay migrate takes turns with; holding it makes the commands queue.
