@@ -26,6 +26,10 @@ from bench.harness import (
 from bench.report import Row
 
 RAW_CONCURRENCY = 64
+# With one webhook the per-webhook limit only caps the relay's own concurrency:
+# single-webhook drains lift it to --max-in-flight (64), and one extra row shows
+# the default limit of 10.
+ONE_WEBHOOK_FLAGS = ("--max-in-flight-per-webhook", "64")
 DRAIN_TIMEOUT = 300.0
 
 
@@ -131,6 +135,7 @@ async def run(
     raw_requests: int,
 ) -> list[Row]:
     rows: list[Row] = []
+    small_count, large_count = scaling_events
     async with aiohttp.ClientSession() as session:
         single = await drain(
             server,
@@ -139,6 +144,7 @@ async def run(
             "throughput",
             ["one"],
             throughput_events,
+            flags=ONE_WEBHOOK_FLAGS,
             keep_bodies=raw_requests,
         )
         ceiling = await raw_ceiling(receiver, session, single.bodies)
@@ -158,7 +164,25 @@ async def run(
                     "duplicates": single.duplicates,
                     "raw_requests": len(single.bodies),
                     "peak_rss_mb": single.peak_rss_mb,
+                    "flags": ONE_WEBHOOK_FLAGS,
                 },
+            )
+        )
+        limited = await drain(
+            server, receiver, session, "throughput_limited", ["one"], small_count
+        )
+        rows.append(
+            Row(
+                figure="throughput",
+                measured=f"{small_count:,} events, default limit 10",
+                value=limited.per_second,
+                unit="/s",
+                baseline_name="raw aiohttp POSTs",
+                baseline=ceiling,
+                ratio=limited.per_second / ceiling,
+                target="report",
+                met=None,
+                details={"seconds": limited.seconds, "duplicates": limited.duplicates},
             )
         )
 
@@ -185,12 +209,23 @@ async def run(
             )
         )
 
-        small_count, large_count = scaling_events
         small = await drain(
-            server, receiver, session, "scale_small", ["one"], small_count
+            server,
+            receiver,
+            session,
+            "scale_small",
+            ["one"],
+            small_count,
+            flags=ONE_WEBHOOK_FLAGS,
         )
         large = await drain(
-            server, receiver, session, "scale_large", ["one"], large_count
+            server,
+            receiver,
+            session,
+            "scale_large",
+            ["one"],
+            large_count,
+            flags=ONE_WEBHOOK_FLAGS,
         )
         growth = large.ms_per_delivery / small.ms_per_delivery
         rows.append(

@@ -150,12 +150,16 @@ class RelayService:
     ) -> float:
         """One look for work; return how long to wait before the next (0: at once).
 
-        While there is work the relay looks again at once and keeps the doorbell
-        disarmed; when there is none it arms it (see ``relay/doorbell.py``).
+        While writers keep adding events the relay looks again at once and keeps
+        the doorbell disarmed; when a look finds no new event it arms it (see
+        ``relay/doorbell.py``). Deliveries held back by their webhook's limit need
+        no look at once: the recorder wakes the relay when slots free up.
         """
-        found, self._backlog = await self._claim_and_send(pool, sender, recorder)
         async with pool.acquire() as connection:
-            if found or self._backlog:
+            new_events, self._backlog = await self._claim_and_send(
+                connection, sender, recorder
+            )
+            if new_events or self._backlog:
                 await self._doorbell.busy(connection)
                 return 0.0
             return await self._doorbell.idle(connection)
@@ -184,25 +188,24 @@ class RelayService:
         self._database_failures = 0
 
     async def _claim_and_send(
-        self, pool: asyncpg.Pool, sender: Sender, recorder: Recorder
+        self, connection: asyncpg.Connection, sender: Sender, recorder: Recorder
     ) -> tuple[bool, bool]:
         """Fan out and claim one batch.
 
-        Returns whether it found any work, and whether a full batch suggests more.
+        Returns whether it found new events, and whether a full batch suggests more.
         """
         batch_size = self.settings.batch_size
         limit = min(self._free_slots(), batch_size)
 
-        async with pool.acquire() as connection:
-            fanned_out = await claims.fan_out(connection, batch_size)
-            claimed = await claims.claim(
-                connection,
-                self.settings.worker_id,
-                limit,
-                self.settings.lease,
-                self.settings.max_in_flight_per_webhook,
-            )
-            bodies = await self._build(connection, claimed, recorder)
+        fanned_out = await claims.fan_out(connection, batch_size)
+        claimed = await claims.claim(
+            connection,
+            self.settings.worker_id,
+            limit,
+            self.settings.lease,
+            self.settings.max_in_flight_per_webhook,
+        )
+        bodies = await self._build(connection, claimed, recorder)
 
         if claimed:
             logger.info(
@@ -218,8 +221,7 @@ class RelayService:
             task = asyncio.create_task(self._deliver(item, body, sender, recorder))
             self._in_flight[task] = item
             task.add_done_callback(self._forget)
-        found = bool(fanned_out or claimed)
-        return found, fanned_out == batch_size or len(claimed) == limit
+        return fanned_out > 0, fanned_out == batch_size or len(claimed) == limit
 
     async def _build(
         self, connection: asyncpg.Connection, claimed: list[Claim], recorder: Recorder
