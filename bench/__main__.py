@@ -78,7 +78,7 @@ async def run(sizes: Sizes, figures: tuple[str, ...]) -> list[Row]:
         receiver = ReceiverProcess()
         try:
             if "writes" in figures:
-                progress("Write overhead: 3 configurations, 4 pgbench clients.")
+                progress("Write overhead: 4 configurations, 4 pgbench clients.")
                 rows += await writes.run(where, sizes.write_seconds, sizes.write_rounds)
             if "latency" in figures:
                 progress("Latency: woken, then polling.")

@@ -153,7 +153,7 @@ class RelayService:
     ) -> float:
         """One look for work; return how long to wait before the next (0: at once).
 
-        While writers keep adding events the relay looks again at once and keeps
+        While writers keep adding events the relay looks again soon and keeps
         the doorbell disarmed; when a look finds no new event it arms it (see
         ``relay/doorbell.py``). Deliveries held back by their webhook's limit need
         no look at once: the recorder wakes the relay when slots free up.
