@@ -149,11 +149,15 @@ WITH webhook_slots AS (
            ) AS free
     FROM relay.webhooks w
     WHERE w.enabled
-        AND EXISTS (
-            SELECT FROM relay.deliveries d
+        -- A probe per webhook (LIMIT keeps it from becoming a join that reads
+        -- every due delivery, as it did with a backlog of 50,000).
+        AND (
+            SELECT true
+            FROM relay.deliveries d
             WHERE d.webhook_id = w.id
                 AND d.state = 'pending'
                 AND d.next_attempt_at <= now()
+            LIMIT 1
         )
 ),
 due AS (
