@@ -136,7 +136,7 @@ SELECT pg_advisory_xact_lock(7250431001);
 -- Claim due deliveries of enabled webhooks, at most $4 in flight per webhook over
 -- all relays: count the attempt, stamp the lease.
 -- TODO(issue 6): measure the per-webhook slot count with thousands of webhooks.
--- TODO(issue 6): dead versions of claimed rows slow long drains (scaling 1.59).
+-- TODO(issue 6): dead versions of claimed rows slow long drains (scaling 1.21).
 WITH webhook_slots AS (
     SELECT w.id,
            $4 - (
