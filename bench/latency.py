@@ -65,7 +65,7 @@ async def measure(
     arrivals = await receiver.arrivals(session, "latency")
 
     with psycopg.connect(dsn) as db:
-        events = dict(
+        events: dict[str, int] = dict(
             db.execute(
                 "SELECT entity_id, id FROM relay.events WHERE entity_id = ANY (%s)",
                 (list(committed),),
