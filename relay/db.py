@@ -155,8 +155,21 @@ async def create_pool(dsn: str, max_size: int) -> asyncpg.Pool:
             max_size=max_size,
             timeout=CONNECT_TIMEOUT_SECONDS,
             server_settings=RELAY_SESSION_SETTINGS,
+            reset=end_transaction,
         )
         return pool
+
+
+async def end_transaction(connection: asyncpg.Connection) -> None:
+    """What a pooled connection needs before its next use: no open transaction.
+
+    asyncpg's default reset sends ``RESET ALL``, ``UNLISTEN *`` and more at every
+    release, one round trip each time. The relay leaves no session state behind
+    (its settings and advisory locks are transaction-scoped, and it LISTENs on a
+    connection of its own), so only a transaction left open must end.
+    """
+    if connection.is_in_transaction():
+        await connection.execute("ROLLBACK")
 
 
 @contextlib.asynccontextmanager

@@ -22,7 +22,8 @@ from relay.errors import DatabaseError
 
 logger = logging.getLogger(__name__)
 
-CHANNEL = "relay_events_v1"
+# Rung only while a relay sleeps (the armed doorbell of relay/doorbell.py).
+CHANNEL = "relay_events_v2"
 HEALTH_CHECK_SECONDS = 5.0
 
 

@@ -24,6 +24,7 @@ import asyncpg
 from relay import attempt, claims, db, migrations, payloads, retries
 from relay.claims import AttemptRecord, Claim, DeliveryId, HealthRules
 from relay.delivery import Outcome, Request, Sender
+from relay.doorbell import Doorbell
 from relay.listener import Listener
 from relay.recorder import Recorder
 from relay.settings import Settings
@@ -32,6 +33,9 @@ from relay.systemd import Notifier
 logger = logging.getLogger(__name__)
 
 POOL_SIZE = 4
+# While writers keep adding events and the doorbell is disarmed: the pause
+# between two looks, far below the latency a receiver notices.
+BUSY_PAUSE_SECONDS = 0.002
 
 
 class RelayService:
@@ -51,6 +55,7 @@ class RelayService:
         self._notifier = Notifier()
         # Claims that failed in a row on database errors: an outage while above 0.
         self._database_failures = 0
+        self._doorbell = Doorbell(settings.poll_interval)
 
     def stop(self) -> None:
         """Take no new claims; let requests in flight finish within the grace."""
@@ -123,9 +128,10 @@ class RelayService:
     ) -> None:
         while not self._stopping.is_set():
             self._wake.clear()
+            pause = self.settings.poll_interval
             if self._free_slots() >= (self._refill_at if self._backlog else 1):
                 try:
-                    self._backlog = await self._claim_and_send(pool, sender, recorder)
+                    pause = await self._round(pool, sender, recorder)
                     self._database_answered()
                 except db.TRANSIENT_ERRORS as error:
                     self._database_failed(error)
@@ -139,9 +145,29 @@ class RelayService:
                         extra={"action": "claim", "error": db.first_line(error)},
                     )
                     self._backlog = False
-                if self._backlog:
-                    continue
-            await self._sleep_until_woken()
+            if pause > 0:
+                await self._sleep_until_woken(pause)
+
+    async def _round(
+        self, pool: asyncpg.Pool, sender: Sender, recorder: Recorder
+    ) -> float:
+        """One look for work; return how long to wait before the next (0: at once).
+
+        While writers keep adding events the relay looks again soon and keeps
+        the doorbell disarmed; when a look finds no new event it arms it (see
+        ``relay/doorbell.py``). Deliveries held back by their webhook's limit need
+        no look at once: the recorder wakes the relay when slots free up.
+        """
+        async with pool.acquire() as connection:
+            new_events, self._backlog = await self._claim_and_send(
+                connection, sender, recorder
+            )
+            if new_events or self._backlog:
+                await self._doorbell.busy(connection)
+                # A short breath lets writers add a few more events to the next
+                # batch instead of paying a round for each of them.
+                return 0.0 if self._backlog else BUSY_PAUSE_SECONDS
+            return await self._doorbell.idle(connection)
 
     def _database_failed(self, error: Exception) -> None:
         self._database_failures += 1
@@ -167,22 +193,24 @@ class RelayService:
         self._database_failures = 0
 
     async def _claim_and_send(
-        self, pool: asyncpg.Pool, sender: Sender, recorder: Recorder
-    ) -> bool:
-        """Fan out and claim one batch; return whether a full batch suggests more."""
+        self, connection: asyncpg.Connection, sender: Sender, recorder: Recorder
+    ) -> tuple[bool, bool]:
+        """Fan out and claim one batch.
+
+        Returns whether it found new events, and whether a full batch suggests more.
+        """
         batch_size = self.settings.batch_size
         limit = min(self._free_slots(), batch_size)
 
-        async with pool.acquire() as connection:
-            fanned_out = await claims.fan_out(connection, batch_size)
-            claimed = await claims.claim(
-                connection,
-                self.settings.worker_id,
-                limit,
-                self.settings.lease,
-                self.settings.max_in_flight_per_webhook,
-            )
-            bodies = await self._build(connection, claimed, recorder)
+        fanned_out = await claims.fan_out(connection, batch_size)
+        claimed = await claims.claim(
+            connection,
+            self.settings.worker_id,
+            limit,
+            self.settings.lease,
+            self.settings.max_in_flight_per_webhook,
+        )
+        bodies = await self._build(connection, claimed, recorder)
 
         if claimed:
             logger.info(
@@ -198,7 +226,7 @@ class RelayService:
             task = asyncio.create_task(self._deliver(item, body, sender, recorder))
             self._in_flight[task] = item
             task.add_done_callback(self._forget)
-        return fanned_out == batch_size or len(claimed) == limit
+        return fanned_out > 0, fanned_out == batch_size or len(claimed) == limit
 
     async def _build(
         self, connection: asyncpg.Connection, claimed: list[Claim], recorder: Recorder
@@ -261,8 +289,7 @@ class RelayService:
                 extra={"action": "deliver", "claim": repr(claim)},
             )
 
-    async def _sleep_until_woken(self) -> None:
-        timeout = self.settings.poll_interval
+    async def _sleep_until_woken(self, timeout: float) -> None:
         if self._database_failures:
             # The listener rings as soon as it reconnects, which ends this early.
             timeout = max(timeout, retries.reconnect_delay(self._database_failures))

@@ -33,6 +33,8 @@ SHIPPED = [
     "0008_payload_functions_v2",
     "0009_deleted_entities_index",
     "0010_retries_and_health",
+    "0020_armed_doorbell",
+    "0021_live_claims_index",
 ]
 VERSIONS = [int(label[:4]) for label in SHIPPED]
 # The key relay migrate takes turns with; holding it makes the commands queue.
