@@ -35,6 +35,7 @@ SHIPPED = [
     "0010_retries_and_health",
     "0020_armed_doorbell",
     "0021_live_claims_index",
+    "0022_faster_payload_functions",
 ]
 VERSIONS = [int(label[:4]) for label in SHIPPED]
 # The key relay migrate takes turns with; holding it makes the commands queue.
