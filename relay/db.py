@@ -138,9 +138,18 @@ async def connect_async(
 # Why the relay's own writes skip the wait for the WAL flush: a claim, a fan-out or
 # an attempt lost in a crash of PostgreSQL only means a delivery is made again,
 # which at-least-once delivery allows; the application's writes are not affected.
+#
+# Why each statement is planned afresh: asyncpg prepares a statement once per
+# connection, and PostgreSQL then keeps a generic plan made from what it knew of
+# the tables at the time. The outbox and deliveries often start empty and grow by
+# thousands of rows a second, faster than autovacuum refreshes their statistics,
+# and a plan made while they were small scans them whole once they are large (a
+# drain of 50,000 events spent half its time so). The payload functions, whose
+# lookups are by key, keep cached plans (0022).
 RELAY_SESSION_SETTINGS = {
     "application_name": "relay",
     "synchronous_commit": "off",
+    "plan_cache_mode": "force_custom_plan",
 }
 
 

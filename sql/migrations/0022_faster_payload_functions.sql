@@ -419,3 +419,11 @@ BEGIN
         relay.entity_json_v2(event.entity, event.current_value));
 END;
 $$;
+
+-- Why the entry points set plan_cache_mode: the relay's sessions plan each of
+-- their own statements afresh (relay/db.py), because a plan cached while the
+-- outbox was small reads whole tables once it is large. The payload functions'
+-- lookups are by key and do well with cached plans, and planning them on every
+-- call made a payload half as slow again.
+ALTER FUNCTION relay.entity_json_v2(text, jsonb) SET plan_cache_mode = auto;
+ALTER FUNCTION relay.webhook_json_v2(relay.webhooks) SET plan_cache_mode = auto;

@@ -150,13 +150,16 @@ WITH webhook_slots AS (
     FROM relay.webhooks w
     WHERE w.enabled
         -- A probe per webhook (LIMIT keeps it from becoming a join that reads
-        -- every due delivery, as it did with a backlog of 50,000).
+        -- every due delivery, as it did with a backlog of 50,000). The ORDER BY
+        -- is that of deliveries_webhook_due_idx: without it the planner may scan
+        -- the table, expecting a due row soon, and pass every delivered one first.
         AND (
             SELECT true
             FROM relay.deliveries d
             WHERE d.webhook_id = w.id
                 AND d.state = 'pending'
                 AND d.next_attempt_at <= now()
+            ORDER BY d.next_attempt_at, d.id
             LIMIT 1
         )
 ),
