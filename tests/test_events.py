@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
-from relay.events import CAPTURED_EVENTS
+from relay.events import CAPTURED_EVENTS, HEALTH_CHECK_EVENT
 from relay.receiver import Receiver
 from tests.support import (
     add_webhook,
@@ -403,6 +405,36 @@ def test_the_cases_cover_every_captured_event() -> None:
     assert sorted(case.event for case in CASES) == sorted(CAPTURED_EVENTS)
 
 
+README = Path(__file__).resolve().parents[1] / "README.md"
+# A row of the README's events table: | `EVENT` | cause | changed fields |
+EVENT_ROW = re.compile(r"^\| `([A-Z_]+)` \| (.*?) \|(.*)\|$")
+
+
+def readme_events_table() -> dict[str, str]:
+    """The cause of each event in the table under "## Events", by event name."""
+    section = README.read_text(encoding="utf-8").split("\n## Events\n")[1]
+    section = section.split("\n## ")[0]
+    causes: dict[str, str] = {}
+    for line in section.splitlines():
+        row = EVENT_ROW.match(line)
+        if row:
+            assert row[1] not in causes, f"{row[1]} is listed twice"
+            causes[row[1]] = row[2].strip()
+    return causes
+
+
+def test_readme_lists_every_event_with_its_cause() -> None:
+    causes = readme_events_table()
+
+    assert sorted(causes) == sorted([*CAPTURED_EVENTS, HEALTH_CHECK_EVENT])
+    assert len(causes) == 38
+    assert [event for event, cause in causes.items() if not cause] == []
+    assert causes["TODO_NAME_CHANGED"] == "UPDATE of `todos.title`"
+    assert causes[HEALTH_CHECK_EVENT] == (
+        "`relay webhooks enable` on a disabled webhook"
+    )
+
+
 @pytest.mark.parametrize("case", CASES, ids=[case.event for case in CASES])
 async def test_one_change_gives_one_signed_nested_delivery(
     case: Case, db: psycopg.Connection[Any], dsn: str, receiver: Receiver
@@ -518,6 +550,30 @@ async def test_renaming_and_moving_in_one_statement_gives_two_events_in_order(
         "TODO_NAME_CHANGED",
         "TODO_MOVED",
     ]
+    # Both carry the whole todo before and after the statement.
+    for request in requests:
+        before, after = (
+            request.payload["previousValue"],
+            request.payload["currentValue"],
+        )
+        assert (before["id"], before["title"], before["todoListId"]) == (
+            "tdo_base",
+            "Call the supplier",
+            "lst_inbox",
+        )
+        assert (before["todoList"]["id"], before["todoList"]["title"]) == (
+            "lst_inbox",
+            "Inbox",
+        )
+        assert (after["id"], after["title"], after["todoListId"]) == (
+            "tdo_base",
+            "Moved",
+            "lst_later",
+        )
+        assert (after["todoList"]["id"], after["todoList"]["title"]) == (
+            "lst_later",
+            "Later",
+        )
 
 
 async def test_an_update_that_changes_nothing_tracked_emits_nothing(
