@@ -276,21 +276,19 @@ def set_enabled(
 ) -> dict[str, Any]:
     """Enable or disable a webhook; re-enabling one sends it WEBHOOK_HEALTH_CHECK.
 
-    The health check is queued in the same transaction as the switch, so it exists
-    if and only if the webhook went from disabled to enabled.
+    The health check is queued by a trigger on the switch itself (0024), so an
+    UPDATE in plain SQL sends it too, once, and only if the webhook went from
+    disabled to enabled.
     """
-    named = queries.load("webhooks")
-
     with connection.transaction():
         row = connection.execute(
-            named["set_enabled"], {"webhook_id": webhook_id, "enabled": enabled}
+            queries.load("webhooks")["set_enabled"],
+            {"webhook_id": webhook_id, "enabled": enabled},
         ).fetchone()
         if row is None:
             raise ConfigError(f"unknown webhook {webhook_id!r}")
         changed: dict[str, Any] = json.loads(row[0])
         was_enabled: bool = row[1]
-        if enabled and not was_enabled:
-            connection.execute(named["insert_health_check"], {"webhook_id": webhook_id})
 
     if enabled != was_enabled:
         logger.info(

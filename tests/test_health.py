@@ -15,6 +15,7 @@ from tests.support import (
     add_webhook,
     all_delivered,
     change,
+    delivery_states,
     eventually,
     running_relay,
     seed_world,
@@ -27,6 +28,27 @@ CHANGES = (
     "SELECT old_status, new_status, old_enabled, new_enabled, reason"
     " FROM relay.webhook_status_changes WHERE webhook_id = %s ORDER BY id"
 )
+# When the disabling change was recorded, and the first failure of the run that
+# led to it (the ISO form is how reasons print it); seconds between the two.
+DISABLED_AFTER = """
+SELECT relay.iso_time_v1(f.first_failure),
+       extract(epoch FROM c.changed_at - f.first_failure)
+FROM relay.webhook_status_changes c,
+     (SELECT min(a.attempted_at) AS first_failure
+      FROM relay.attempts a
+      JOIN relay.deliveries d ON d.id = a.delivery_id
+      JOIN relay.events e ON e.id = d.event_id
+      WHERE e.entity_id = %s) AS f
+WHERE c.webhook_id = %s AND c.old_enabled AND NOT c.new_enabled
+"""
+ENABLE = "UPDATE relay.webhooks SET enabled = true WHERE id = %s"
+
+
+def disabled(db: psycopg.Connection[Any], webhook_id: str) -> bool:
+    row = db.execute(
+        "SELECT enabled FROM relay.webhooks WHERE id = %s", (webhook_id,)
+    ).fetchone()
+    return row == (False,)
 
 
 def announced(listening: psycopg.Connection[Any], count: int) -> list[Any]:
@@ -90,23 +112,13 @@ async def test_a_webhook_failing_past_the_window_is_disabled_until_enabled(
     seed_world(db)
     webhook_id, _ = add_webhook(db, receiver, "/down")
     receiver.answer("/down", *[503] * 100)
+    window = 1.0
 
     async with running_relay(
-        dsn, retry_schedule=(0.1,) * 50, retry_jitter=0.0, disable_after=1.0
+        dsn, retry_schedule=(0.1,) * 50, retry_jitter=0.0, disable_after=window
     ):
         change(db, NEW_TODO.format(id="tdo_down"))
-        await eventually(
-            lambda: (
-                db.execute(
-                    "SELECT NOT enabled FROM relay.webhooks WHERE id = %s",
-                    (webhook_id,),
-                ).fetchone()
-                == (True,)
-            )
-        )
-        failing_since = db.execute(
-            "SELECT relay.iso_time_v1(min(attempted_at)) FROM relay.attempts"
-        ).fetchone()
+        await eventually(lambda: disabled(db, webhook_id))
         attempts_when_disabled = receiver.arrivals["/down"]
         # Disabled: a new event is not fanned out to it, the pending one waits.
         change(db, NEW_TODO.format(id="tdo_while_disabled"))
@@ -119,9 +131,7 @@ async def test_a_webhook_failing_past_the_window_is_disabled_until_enabled(
             )
         )
         # An operator enables it again: its health starts afresh.
-        db.execute(
-            "UPDATE relay.webhooks SET enabled = true WHERE id = %s", (webhook_id,)
-        )
+        db.execute(ENABLE, (webhook_id,))
         after_enable = await eventually(
             lambda: db.execute(
                 "SELECT enabled, consecutive_failures > 0 FROM relay.webhooks"
@@ -129,24 +139,106 @@ async def test_a_webhook_failing_past_the_window_is_disabled_until_enabled(
                 (webhook_id,),
             ).fetchone()
         )
+    first_failure, disabled_after = db.execute(
+        DISABLED_AFTER, ("tdo_down", webhook_id)
+    ).fetchone() or (None, None)
 
     assert attempts_when_disabled >= 6
+    # Not at the 5th failure or any other: only once the window had passed.
+    assert disabled_after >= window
     # The failures before the disable do not disable it again at its next one.
     assert after_enable == (True, True)
     assert db.execute(CHANGES, (webhook_id,)).fetchall()[:3] == [
         ("HEALTHY", "UNHEALTHY", True, True, "5 failures in a row"),
-        (
-            "UNHEALTHY",
-            "UNHEALTHY",
-            True,
-            False,
-            f"no success since {failing_since[0]}",  # type: ignore[index]
-        ),
+        ("UNHEALTHY", "UNHEALTHY", True, False, f"no success since {first_failure}"),
         ("UNHEALTHY", "UNHEALTHY", False, True, "enabled by postgres"),
     ]
+    # The waiting delivery, and the health check the enable queued.
+    assert [(event, state) for event, _, state, _ in delivery_states(db)] == [
+        ("TODO_CREATED", "pending"),
+        ("WEBHOOK_HEALTH_CHECK", "pending"),
+    ]
+
+
+async def test_a_success_inside_the_window_starts_the_window_again(
+    db: psycopg.Connection[Any], dsn: str, receiver: Receiver
+) -> None:
+    seed_world(db)
+    webhook_id, _ = add_webhook(db, receiver, "/wobbly")
+    # The first event fails three times, then gets through; the second never does.
+    receiver.answer("/wobbly", 503, 503, 503, 200, *[503] * 100)
+    window = 1.0
+
+    async with running_relay(
+        dsn, retry_schedule=(0.1,) * 50, retry_jitter=0.0, disable_after=window
+    ):
+        change(db, NEW_TODO.format(id="tdo_first"))
+        await eventually(lambda: all_delivered(db, expected=1))
+        change(db, NEW_TODO.format(id="tdo_second"))
+        await eventually(lambda: disabled(db, webhook_id))
+    success_after = db.execute(
+        "SELECT extract(epoch FROM max(attempted_at) - min(attempted_at))"
+        " FROM relay.attempts"
+        " WHERE delivery_id = (SELECT min(id) FROM relay.deliveries)"
+    ).fetchone()
+    second_failure, disabled_after = db.execute(
+        DISABLED_AFTER, ("tdo_second", webhook_id)
+    ).fetchone() or (None, None)
+
+    assert [r.status_sent for r in receiver.on("/wobbly")][:4] == [503, 503, 503, 200]
+    # The success came inside the window of the first failures ...
+    assert success_after is not None and success_after[0] < window
+    # ... and the window was counted again from the first failure after it.
+    assert disabled_after >= window
+    assert db.execute(CHANGES, (webhook_id,)).fetchall() == [
+        ("HEALTHY", "UNHEALTHY", True, True, "5 failures in a row"),
+        ("UNHEALTHY", "UNHEALTHY", True, False, f"no success since {second_failure}"),
+    ]
+
+
+async def test_enabling_a_webhook_in_plain_sql_sends_one_health_check(
+    db: psycopg.Connection[Any], dsn: str, receiver: Receiver
+) -> None:
+    seed_world(db)
+    webhook_id, _ = add_webhook(db, receiver, "/back", events=["TODO_CREATED"])
+    db.execute("UPDATE relay.webhooks SET enabled = false WHERE id = %s", (webhook_id,))
+
+    async with running_relay(dsn):
+        with db.transaction(force_rollback=True):
+            db.execute(ENABLE, (webhook_id,))
+        db.execute(ENABLE, (webhook_id,))
+        db.execute(ENABLE, (webhook_id,))  # already enabled: no second check
+        # A later event: any second check would be fanned out before it.
+        change(db, NEW_TODO.format(id="tdo_after"))
+        requests = await receiver.wait_for(2, path="/back")
+        await eventually(lambda: all_delivered(db, expected=2))
+    webhook = db.execute(
+        "SELECT relay.webhook_json_v2(w) FROM relay.webhooks w WHERE w.id = %s",
+        (webhook_id,),
+    ).fetchone()
+
+    [check] = [request for request in requests if request.event != "TODO_CREATED"]
+    assert check.event == "WEBHOOK_HEALTH_CHECK"
+    assert check.signature_verified is True
+    assert webhook is not None
+    assert check.payload == {
+        "event": "WEBHOOK_HEALTH_CHECK",
+        "webhook": webhook[0],
+        "previousValue": None,
+        "currentValue": None,
+    }
+    assert delivery_states(db) == [
+        ("WEBHOOK_HEALTH_CHECK", webhook_id, "delivered", 1),
+        ("TODO_CREATED", webhook_id, "delivered", 1),
+    ]
     assert db.execute(
-        "SELECT count(*) FROM relay.deliveries WHERE webhook_id = %s", (webhook_id,)
-    ).fetchone() == (1,)
+        "SELECT entity_id, for_webhook_id FROM relay.events"
+        " WHERE event = 'WEBHOOK_HEALTH_CHECK'"
+    ).fetchall() == [(webhook_id, webhook_id)]
+    assert db.execute(CHANGES, (webhook_id,)).fetchall() == [
+        ("HEALTHY", "HEALTHY", True, False, "disabled by postgres"),
+        ("HEALTHY", "HEALTHY", False, True, "enabled by postgres"),
+    ]
 
 
 async def test_a_hanging_endpoint_holds_only_its_own_slots_over_all_relays(

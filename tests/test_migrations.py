@@ -36,6 +36,7 @@ SHIPPED = [
     "0020_armed_doorbell",
     "0021_live_claims_index",
     "0022_faster_payload_functions",
+    "0024_health_check_on_enable",
 ]
 VERSIONS = [int(label[:4]) for label in SHIPPED]
 # The key relay migrate takes turns with; holding it makes the commands queue.

@@ -118,7 +118,3 @@ FROM (
 WHERE w.id = before.id
 RETURNING relay.webhook_json_v2(w)::text, before.enabled AS was_enabled;
 
--- name: insert_health_check
--- Queue WEBHOOK_HEALTH_CHECK for one webhook only; it carries no entity values.
-INSERT INTO relay.events (event, entity, entity_id, for_webhook_id)
-VALUES ('WEBHOOK_HEALTH_CHECK', 'webhook', %(webhook_id)s, %(webhook_id)s);
