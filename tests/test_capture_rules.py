@@ -268,14 +268,73 @@ def test_truncate_of_a_captured_table_is_refused_and_changes_nothing(
     with pytest.raises(psycopg.errors.FeatureNotSupported) as refused:
         change(db, f"TRUNCATE {table} CASCADE")
 
-    assert str(refused.value).startswith("TRUNCATE of public.")
-    assert "is refused: relay captures every change of it for webhooks" in str(
-        refused.value
+    assert refused.value.diag.message_primary == (
+        f"TRUNCATE of public.{table} is refused: relay captures every change"
+        " of it for webhooks, and TRUNCATE would skip that"
     )
     assert refused.value.diag.message_hint == (
         "Use DELETE instead; it is captured like any other change."
     )
     assert db.execute(f"SELECT count(*) FROM {table}").fetchone() == before
+
+
+@pytest.mark.parametrize("table", ["projects", "users", "companies"])
+def test_truncate_cascading_from_a_parent_is_refused_and_changes_nothing(
+    db: psycopg.Connection[Any], table: str
+) -> None:
+    seed_world(db)
+    before = counts(db)
+
+    with pytest.raises(psycopg.errors.FeatureNotSupported) as refused:
+        change(db, f"TRUNCATE {table} CASCADE")
+
+    # The first captured table the cascade reaches is the one named.
+    assert refused.value.diag.message_primary == (
+        "TRUNCATE of public.todo_lists is refused: relay captures every change"
+        " of it for webhooks, and TRUNCATE would skip that"
+    )
+    assert refused.value.diag.message_hint == (
+        "Use DELETE instead; it is captured like any other change."
+    )
+    assert counts(db) == before
+    assert outbox(db) == []
+
+
+def counts(db: psycopg.Connection[Any]) -> dict[str, list[tuple[Any, ...]]]:
+    """The number of rows of every table of the application, by table."""
+    tables = ["companies", "users", "projects", "project_users", *CAPTURED_TABLES]
+    return {
+        table: db.execute(f"SELECT count(*) FROM {table}").fetchall()
+        for table in tables
+    }
+
+
+def test_every_capture_trigger_is_set_based(db: psycopg.Connection[Any]) -> None:
+    triggers = db.execute(
+        "SELECT c.relname, t.tgname,"
+        # tgtype bits: 1 row-level, 2 before, 4 insert, 8 delete, 16 update.
+        " t.tgtype & 1 = 1, t.tgtype & 2 = 2, t.tgtype & 28,"
+        " t.tgoldtable, t.tgnewtable, t.tgenabled"
+        " FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid"
+        " WHERE t.tgname LIKE 'relay\\_capture\\_%' ORDER BY 1, 2"
+    ).fetchall()
+
+    # Statement-level AFTER triggers that read the transition tables of the
+    # statement, firing under session_replication_role = replica too ('A').
+    expected = [
+        shape
+        for table in sorted(CAPTURED_TABLES)
+        for shape in [
+            (table, "relay_capture_delete_trigger", False, False, 8,
+             "old_rows", None, "A"),
+            (table, "relay_capture_insert_trigger", False, False, 4,
+             None, "new_rows", "A"),
+            (table, "relay_capture_update_trigger", False, False, 16,
+             "old_rows", "new_rows", "A"),
+        ]
+    ]  # fmt: skip
+    assert triggers == expected
+    assert len(triggers) == 33
 
 
 def test_sessions_in_replica_mode_are_captured_too(
