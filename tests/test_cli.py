@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
+import click
 import psycopg
 import pytest
 
 from relay import migrations
+from relay.cli import cli, run
 from tests.support import relay_command
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+# A row of the README's table of `relay run` options: option, variable, ...
+OPTION_ROW = re.compile(r"^\| `(--[a-z-]+)` \| `([A-Z_]+)` \|")
 
 UNREACHABLE = "postgresql://postgres@127.0.0.1:1/postgres"
 NO_DATABASE = (
@@ -111,3 +119,83 @@ def test_run_refuses_bad_settings_in_one_line(
 
     assert result.returncode == 2
     assert result.stderr.splitlines() == [f"relay: error: {message}"]
+
+
+def documented_options() -> dict[str, str]:
+    """The options of the README's "Running the relay" table, with their variables."""
+    text = README.read_text(encoding="utf-8")
+    section = text.split("### Running the relay", 1)[1].split("\n### ", 1)[0]
+    rows = (OPTION_ROW.match(line) for line in section.splitlines())
+    return {row[1]: row[2] for row in rows if row}
+
+
+def variable_of(flag: str) -> str:
+    return "RELAY_" + flag.removeprefix("--").replace("-", "_").upper()
+
+
+def test_every_option_of_run_has_the_variable_of_the_same_name() -> None:
+    options = [param for param in run.params if isinstance(param, click.Option)]
+
+    variables = {option.opts[0]: option.envvar for option in options}
+
+    # --max-in-flight-per-webhook: RELAY_MAX_IN_FLIGHT_PER_WEBHOOK; the DSN is the
+    # one exception, under the name every PostgreSQL tool knows.
+    assert variables == {
+        flag: "DATABASE_URL" if flag == "--dsn" else variable_of(flag)
+        for flag in variables
+    }
+    assert variables == documented_options()
+    assert len(variables) == len(run.params)
+    assert variables["--max-in-flight-per-webhook"] == "RELAY_MAX_IN_FLIGHT_PER_WEBHOOK"
+
+
+def test_the_logging_options_have_the_variables_the_readme_names() -> None:
+    variables = {
+        param.opts[0]: param.envvar
+        for param in cli.params
+        if isinstance(param, click.Option) and param.envvar
+    }
+
+    assert variables == {
+        "--log-level": "RELAY_LOG_LEVEL",
+        "--log-format": "RELAY_LOG_FORMAT",
+    }
+    readme = README.read_text(encoding="utf-8")
+    assert "`warning` or `error` (`RELAY_LOG_LEVEL`)" in readme
+    assert "one object per line (`RELAY_LOG_FORMAT`)" in readme
+
+
+@pytest.mark.parametrize(
+    ("arguments", "environment", "message"),
+    [
+        (
+            [],
+            {"RELAY_LEASE": "5", "RELAY_REQUEST_TIMEOUT": "10"},
+            "--lease must be longer than --request-timeout",
+        ),
+        (
+            [],
+            {"RELAY_POLL_INTERVAL": "0"},
+            "--poll-interval must be between 0.01 and 3600 seconds, not 0.0",
+        ),
+        (
+            [],
+            {"RELAY_RETRY_SCHEDULE": "5s,soon"},
+            "malformed duration 'soon': write a number with s, m, h or d",
+        ),
+        # A flag wins over its variable.
+        (
+            ["--lease", "0.5"],
+            {"RELAY_LEASE": "5"},
+            "--lease must be between 1 and 604800 seconds, not 0.5",
+        ),
+    ],
+)
+def test_run_reads_its_settings_from_the_environment(
+    dsn: str, arguments: list[str], environment: dict[str, str], message: str
+) -> None:
+    result = relay_command("run", *arguments, dsn=dsn, **environment)
+
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [f"relay: error: {message}"]
+
