@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -38,6 +39,39 @@ TRANSIENT_ERRORS = (
 )
 
 
+# A DSN's password as written: between "user:" and "@" in a URL, or the value of
+# password= (key=value, or a URL's query). libpq quotes pieces of a DSN it cannot
+# parse in its messages, the whole URL for some, password included.
+_URL_PASSWORD = re.compile(r"^[a-z]+://[^:@/?#]*:(?P<password>[^@/?#]+)@", re.I)
+_PASSWORD_KEYWORD = re.compile(
+    r"\bpassword\s*=\s*(?:'(?P<quoted>(?:[^'\\]|\\.)*)|(?P<bare>[^\s&']+))"
+)
+HIDDEN = "****"
+
+
+def without_password(text: str, dsn: str) -> str:
+    """``text`` with the password of ``dsn``, as written there, hidden."""
+    url = _URL_PASSWORD.match(dsn)
+    passwords = [url["password"]] if url else []
+    for keyword in _PASSWORD_KEYWORD.finditer(dsn):
+        passwords.append(keyword["quoted"] or keyword["bare"] or "")
+    # Longest first: a password that contains another is hidden whole.
+    for password in sorted(filter(None, passwords), key=len, reverse=True):
+        text = text.replace(password, HIDDEN)
+    return text
+
+
+def hidden_reason(error: BaseException, dsn: str) -> tuple[str, BaseException | None]:
+    """The first line of ``error`` without the password, and the cause to chain.
+
+    A message that held the password is not chained: ``--debug`` would print it
+    in the traceback.
+    """
+    reason = first_line(error)
+    hidden = without_password(reason, dsn)
+    return hidden, error if hidden == reason else None
+
+
 def check_dsn(dsn: str | None) -> str:
     """The DSN itself, or a ConfigError saying what is wrong with it."""
     if not dsn:
@@ -48,7 +82,8 @@ def check_dsn(dsn: str | None) -> str:
     try:
         params = conninfo_to_dict(dsn)
     except psycopg.ProgrammingError as error:
-        raise ConfigError(f"malformed database DSN: {first_line(error)}") from error
+        reason, cause = hidden_reason(error, dsn)
+        raise ConfigError(f"malformed database DSN: {reason}") from cause
     # libpq's parser keeps any port text; asyncpg would fail on it with a ValueError.
     for port in str(params.get("port", "")).split(","):
         if port and not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
@@ -77,18 +112,18 @@ def translated_errors(dsn: str) -> Iterator[None]:
         raise DatabaseError(
             f"{first_line(error)}: is the database migrated? run relay migrate"
         ) from error
-    except psycopg.OperationalError as error:
+    except (
+        psycopg.OperationalError,
+        OSError,
+        asyncpg.PostgresConnectionError,
+    ) as error:
+        reason, cause = hidden_reason(error, dsn)
         raise DatabaseError(
-            f"cannot reach PostgreSQL ({describe(dsn)}): {first_line(error)}"
-        ) from error
-    except psycopg.Error as error:
-        raise DatabaseError(f"PostgreSQL refused: {first_line(error)}") from error
-    except (OSError, asyncpg.PostgresConnectionError) as error:
-        raise DatabaseError(
-            f"cannot reach PostgreSQL ({describe(dsn)}): {first_line(error)}"
-        ) from error
-    except asyncpg.PostgresError as error:
-        raise DatabaseError(f"PostgreSQL refused: {first_line(error)}") from error
+            f"cannot reach PostgreSQL ({describe(dsn)}): {reason}"
+        ) from cause
+    except (psycopg.Error, asyncpg.PostgresError) as error:
+        reason, cause = hidden_reason(error, dsn)
+        raise DatabaseError(f"PostgreSQL refused: {reason}") from cause
 
 
 @contextlib.contextmanager

@@ -199,3 +199,55 @@ def test_run_reads_its_settings_from_the_environment(
     assert result.returncode == 2
     assert result.stderr.splitlines() == [f"relay: error: {message}"]
 
+
+PASSWORD = "hunter2-s3cret"
+
+
+@pytest.mark.parametrize(
+    ("arguments", "bad_dsn", "status", "message"),
+    [
+        (
+            ["run"],
+            f"postgresql://postgres:{PASSWORD}@127.0.0.1:1/postgres",
+            1,
+            "relay: error: cannot reach PostgreSQL (postgres on 127.0.0.1:1): ",
+        ),
+        (
+            ["migrate"],
+            f"host=127.0.0.1 port=1 password='{PASSWORD}' dbname=app",
+            1,
+            "relay: error: cannot reach PostgreSQL (app on 127.0.0.1:1): ",
+        ),
+        # libpq quotes the token it cannot decode: here, the password.
+        (
+            ["run"],
+            f"postgresql://postgres:{PASSWORD}%zz@127.0.0.1/postgres",
+            2,
+            "relay: error: malformed database DSN:"
+            ' invalid percent-encoded token: "****"',
+        ),
+        # ... and here the whole URL.
+        (
+            ["webhooks", "list"],
+            f"postgresql://postgres:{PASSWORD}@[::1/postgres",
+            2,
+            "relay: error: malformed database DSN: end of string reached when looking"
+            ' for matching "]" in IPv6 host address in URI:'
+            ' "postgresql://postgres:****@[::1/postgres"',
+        ),
+    ],
+)
+def test_a_dsn_password_never_appears_in_stderr(
+    arguments: list[str], bad_dsn: str, status: int, message: str
+) -> None:
+    result = relay_command(*arguments, dsn=bad_dsn)
+    traced = relay_command("--debug", *arguments, dsn=bad_dsn)
+
+    assert result.returncode == status
+    [line] = result.stderr.splitlines()
+    assert line.startswith(message)
+    assert PASSWORD not in result.stderr
+    # Tracebacks (--debug) leave the driver's message out when it held the password.
+    assert traced.returncode != 0
+    assert "Traceback" in traced.stderr
+    assert PASSWORD not in traced.stderr
