@@ -37,6 +37,7 @@ SHIPPED = [
     "0021_live_claims_index",
     "0022_faster_payload_functions",
     "0024_health_check_on_enable",
+    "0025_drop_unused_due_index",
 ]
 VERSIONS = [int(label[:4]) for label in SHIPPED]
 # The key relay migrate takes turns with; holding it makes the commands queue.
