@@ -10,6 +10,7 @@ import asyncio
 import enum
 import errno
 import logging
+import re
 import socket
 import time
 from dataclasses import dataclass
@@ -24,6 +25,9 @@ from relay import __version__
 logger = logging.getLogger(__name__)
 
 EXCERPT_BYTES = 1024
+# What OpenSSL puts around its reason: "[SSL: CERTIFICATE_VERIFY_FAILED] " before,
+# " (_ssl.c:1006)" after; neither tells an operator anything.
+_OPENSSL_DECORATION = re.compile(r"^\[\w+: \w+\] | \(_ssl\.c:\d+\)$")
 USER_AGENT = f"relay-webhooks/{__version__}"
 
 
@@ -81,7 +85,8 @@ def classify(
 def describe_error(error: BaseException) -> str:
     """A network failure in words; checked from the most to the least specific."""
     if isinstance(error, aiohttp.ClientSSLError):
-        return f"TLS handshake with {error.host}:{error.port} failed: {error.os_error}"
+        reason = _OPENSSL_DECORATION.sub("", str(error.os_error))
+        return f"TLS handshake with {error.host}:{error.port} failed: {reason}"
     if isinstance(error, aiohttp.ClientConnectorError):
         where = f"{error.host}:{error.port}"
         if isinstance(error.os_error, socket.gaierror):

@@ -77,6 +77,21 @@ CASES = [
         Outcome.FAILED,
         "TLS handshake with hooks.example.org:443 failed: certificate verify failed",
     ),
+    # As OpenSSL words it, less its library, reason code and source line.
+    (
+        None,
+        aiohttp.ClientConnectorCertificateError(
+            HOOK,
+            ssl.SSLCertVerificationError(
+                1,
+                "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed:"
+                " self-signed certificate (_ssl.c:1006)",
+            ),
+        ),
+        Outcome.FAILED,
+        "TLS handshake with hooks.example.org:443 failed: certificate verify failed:"
+        " self-signed certificate",
+    ),
     (
         None,
         aiohttp.ClientPayloadError("broken"),
