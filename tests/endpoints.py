@@ -2,16 +2,21 @@
 
 Each is a real listening socket: one that reads the request and then says
 nothing, one that resets the connection, one that trickles its answer a byte at
-a time, and a port where nothing listens.
+a time, one whose answer never ends, one behind a self-signed certificate, and
+a port where nothing listens.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 import socket
+import ssl
 import struct
+import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import port_for
 from aiohttp import web
@@ -69,11 +74,77 @@ async def trickling_endpoint(byte_every: float = 0.2) -> AsyncIterator[str]:
             await asyncio.sleep(byte_every)
         return response
 
+    async with served(trickle) as url:
+        yield url
+
+
+@contextlib.asynccontextmanager
+async def endless_endpoint() -> AsyncIterator[str]:
+    """Answers 200 at once, then a chunked body that never ends."""
+
+    async def flood(request: web.Request) -> web.StreamResponse:
+        await request.read()
+        response = web.StreamResponse(status=200)
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        # Until the relay hangs up (the write then fails) or the server stops.
+        with contextlib.suppress(ConnectionError):
+            while True:
+                await response.write(b"x" * 4096)
+                await asyncio.sleep(0.001)
+        return response
+
+    async with served(flood) as url:
+        yield url
+
+
+# A key and a certificate for 127.0.0.1, valid for a day, signed by that key.
+SELF_SIGNED = (
+    *("openssl", "req", "-x509", "-newkey", "ec", "-nodes", "-days", "1"),
+    *("-pkeyopt", "ec_paramgen_curve:prime256v1", "-subj", "/CN=127.0.0.1"),
+    *("-addext", "subjectAltName=IP:127.0.0.1"),
+)
+HAS_OPENSSL = shutil.which("openssl") is not None
+
+
+def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 that no one signed but itself, and its key."""
+    certificate, key = folder / "certificate.pem", folder / "key.pem"
+    subprocess.run(
+        [*SELF_SIGNED, "-keyout", str(key), "-out", str(certificate)],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return certificate, key
+
+
+@contextlib.asynccontextmanager
+async def tls_endpoint(folder: Path) -> AsyncIterator[str]:
+    """Answers 200 over HTTPS, with a self-signed certificate; yields its URL."""
+
+    async def accept(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(text="ok")
+
+    certificate, key = self_signed_certificate(folder)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(certificate, key)
+    async with served(accept, context) as url:
+        yield url.replace("http://", "https://", 1)
+
+
+@contextlib.asynccontextmanager
+async def served(
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+    ssl_context: ssl.SSLContext | None = None,
+) -> AsyncIterator[str]:
+    """An aiohttp server on 127.0.0.1 POSTing everything to ``handler``."""
     app = web.Application()
-    app.router.add_post("/{tail:.*}", trickle)
+    app.router.add_post("/{tail:.*}", handler)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ssl_context)
     await site.start()
     host, port = runner.addresses[0][:2]
     try:
