@@ -117,6 +117,12 @@ def change(
         db.execute(sql)
 
 
+def outbox(db: psycopg.Connection[Any], *columns: str) -> list[tuple[Any, ...]]:
+    """These columns (event and entity_id by default) of every event, in order."""
+    listed = ", ".join(columns or ("event", "entity_id"))
+    return db.execute(f"SELECT {listed} FROM relay.events ORDER BY id").fetchall()
+
+
 @contextlib.asynccontextmanager
 async def running_relay(dsn: str, **overrides: Any) -> AsyncIterator[RelayService]:
     """A relay in this process, ready (listening) on entry, drained on exit."""

@@ -1,38 +1,25 @@
 """The rules a receiver relies on, beyond one event per change.
 
-Several changes in one statement, changes of nothing tracked, deletes that
-cascade, big statements, TRUNCATE, replication sessions and exact values.
+Several changes in one statement, changes of nothing tracked, big statements,
+set-based triggers, TRUNCATE, replication sessions and the writer's rights.
+Cascades are in test_secondary_events.py, exact values in test_exact_values.py.
 """
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any
 
 import psycopg
 import pytest
 
-from relay.receiver import Receiver
-from tests.support import (
-    add_webhook,
-    all_delivered,
-    change,
-    eventually,
-    running_relay,
-    seed_world,
-)
+from tests.support import change, outbox, seed_world
 
 CAPTURED_TABLES = [
     "todo_lists", "todos", "todo_users", "tags", "todo_tags", "custom_fields",
     "todo_custom_fields", "comments", "todo_checklists", "todo_checklist_items",
     "todo_checklist_item_users",
 ]  # fmt: skip
-
-
-def outbox(db: psycopg.Connection[Any], *columns: str) -> list[tuple[Any, ...]]:
-    listed = ", ".join(columns or ("event", "entity_id"))
-    return db.execute(f"SELECT {listed} FROM relay.events ORDER BY id").fetchall()
 
 
 def test_one_statement_changing_several_things_gives_one_event_each_in_order(
@@ -124,103 +111,6 @@ def test_an_update_that_changes_nothing_tracked_emits_nothing_on_any_table(
     change(db, "UPDATE todo_lists SET position = 1")
 
     assert outbox(db) == []
-
-
-async def test_deleting_a_list_cascades_into_events_that_keep_their_context(
-    db: psycopg.Connection[Any], dsn: str, receiver: Receiver
-) -> None:
-    seed_world(db)
-    change(
-        db,
-        "INSERT INTO todo_checklist_items (id, todo_checklist_id, title)"
-        " VALUES ('cki_base', 'chk_base', 'Find the number');"
-        " DELETE FROM relay.events",
-    )
-    add_webhook(db, receiver, "/hook")
-
-    change(db, "DELETE FROM todo_lists WHERE id = 'lst_inbox'")
-
-    # The parent first, then what went with it; no assignee, tag or field events.
-    assert outbox(db, "event", "entity_id", "company_id", "project_id") == [
-        ("TODO_LIST_DELETED", "lst_inbox", "cmp_acme", "prj_ops"),
-        ("TODO_DELETED", "tdo_bare", "cmp_acme", "prj_ops"),
-        ("TODO_DELETED", "tdo_base", "cmp_acme", "prj_ops"),
-        ("COMMENT_DELETED", "cmt_base", "cmp_acme", "prj_ops"),
-        ("TODO_CHECKLIST_DELETED", "chk_base", "cmp_acme", "prj_ops"),
-        ("TODO_CHECKLIST_ITEM_DELETED", "cki_base", "cmp_acme", "prj_ops"),
-    ]
-    payloads = await deliver_all(dsn, db, receiver, expected=6)
-    todo = payloads["TODO_DELETED:tdo_base"]["previousValue"]
-    assert todo["todoList"]["title"] == "Inbox"
-    assert todo["todoList"]["project"]["name"] == "Operations"
-    assert todo["todoList"]["project"]["company"]["name"] == "Acme"
-    assert [user["userId"] for user in todo["todoUsers"]] == ["usr_alice"]
-    assert [tag["tagId"] for tag in todo["todoTags"]] == ["tag_urgent"]
-    assert [value["value"] for value in todo["todoCustomFields"]] == [
-        {"amount": "1200.50"}
-    ]
-    item = payloads["TODO_CHECKLIST_ITEM_DELETED:cki_base"]["previousValue"]
-    checklist = item["todoChecklist"]
-    assert checklist["title"] == "Before the call"
-    assert checklist["todo"]["title"] == "Call the supplier"
-    assert checklist["todo"]["todoList"]["project"]["company"]["slug"] == "acme"
-    comment = payloads["COMMENT_DELETED:cmt_base"]["previousValue"]
-    assert comment["todo"]["todoList"]["id"] == "lst_inbox"
-    assert all(payload["currentValue"] is None for payload in payloads.values())
-    # What the cascade remembered is forgotten once the relay has fanned it out.
-    assert db.execute("SELECT count(*) FROM relay.departed_rows").fetchone() == (0,)
-
-
-async def test_deleting_a_project_reaches_the_members_it_had_with_its_context(
-    db: psycopg.Connection[Any], dsn: str, receiver: Receiver
-) -> None:
-    seed_world(db)
-    add_webhook(
-        db,
-        receiver,
-        "/hook",
-        events=["TODO_DELETED", "TAG_DELETED", "CUSTOM_FIELD_DELETED"],
-    )
-
-    change(db, "DELETE FROM projects WHERE id = 'prj_ops'")
-
-    payloads = await deliver_all(dsn, db, receiver, expected=4)
-    assert sorted(payloads) == [
-        "CUSTOM_FIELD_DELETED:cfd_budget",
-        "TAG_DELETED:tag_urgent",
-        "TODO_DELETED:tdo_bare",
-        "TODO_DELETED:tdo_base",
-    ]
-    project = payloads["TODO_DELETED:tdo_bare"]["previousValue"]["todoList"]["project"]
-    assert (project["id"], project["name"], project["company"]["name"]) == (
-        "prj_ops",
-        "Operations",
-        "Acme",
-    )
-    tag = payloads["TAG_DELETED:tag_urgent"]["previousValue"]
-    assert tag["project"]["slug"] == "ops"
-    # The tag and the field went in the same cascade; their own delete events
-    # still describe them inside the todo.
-    todo = payloads["TODO_DELETED:tdo_base"]["previousValue"]
-    assert [(t["tagId"], t["tag"]["title"]) for t in todo["todoTags"]] == [
-        ("tag_urgent", "Urgent")
-    ]
-    assert [v["customField"]["name"] for v in todo["todoCustomFields"]] == ["Budget"]
-
-
-async def deliver_all(
-    dsn: str, db: psycopg.Connection[Any], receiver: Receiver, expected: int
-) -> dict[str, dict[str, Any]]:
-    """Run a relay until ``expected`` requests arrived; payloads by event:entity."""
-    async with running_relay(dsn):
-        requests = await receiver.wait_for(expected, path="/hook")
-        await eventually(lambda: all_delivered(db, expected=expected))
-
-    assert len(receiver.requests) == expected
-    return {
-        f"{request.event}:{request.payload['previousValue']['id']}": request.payload
-        for request in requests
-    }
 
 
 def test_a_statement_of_ten_thousand_rows_gives_ten_thousand_events(
@@ -356,49 +246,6 @@ def test_sessions_in_replica_mode_are_captured_too(
     ]
 
 
-# Emoji, right-to-left text, combining marks, every control character but NUL,
-# quotes and backslashes, and a long text: all must arrive unchanged.
-EXOTIC_TEXT = (
-    "🚚📦 ok 👩🏽‍💻 שלום עולם مرحبا e\u0301 \u200f"
-    + "".join(chr(code) for code in range(1, 32))
-    + '"quoted" back\\slash \u2028\u2029 \U0010fffd'
-)
-LONG_TEXT = "ab🙂" * 100_000
-BIG_NUMERIC = "12345678901234567890.123456789012345678901234567890"
-
-
-async def test_text_and_numbers_arrive_exactly_as_stored(
-    db: psycopg.Connection[Any], dsn: str, receiver: Receiver
-) -> None:
-    seed_world(db)
-    add_webhook(db, receiver, "/hook", events=["TODO_CREATED"])
-
-    with db.transaction():
-        db.execute(
-            "INSERT INTO todos (id, todo_list_id, title, text, position)"
-            " VALUES ('tdo_exotic', 'lst_inbox', %s, %s, %s::numeric)",
-            (EXOTIC_TEXT, LONG_TEXT, BIG_NUMERIC),
-        )
-        db.execute(
-            "INSERT INTO todo_custom_fields (todo_id, custom_field_id, value)"
-            " VALUES ('tdo_exotic', 'cfd_budget', %s::jsonb)",
-            ('{"amount": 0.1000000000000000055511151231257827, "note": "\\u00e9"}',),
-        )
-    async with running_relay(dsn):
-        [request] = await receiver.wait_for(1, path="/hook")
-
-    todo = request.payload["currentValue"]
-    assert todo["title"] == EXOTIC_TEXT
-    assert todo["text"] == LONG_TEXT
-    assert todo["position"] == BIG_NUMERIC
-    assert f'"{BIG_NUMERIC}"'.encode() in request.body
-    # A jsonb number keeps every digit in the bytes sent.
-    assert b"0.1000000000000000055511151231257827" in request.body
-    [field_value] = todo["todoCustomFields"]
-    assert field_value["value"]["note"] == "é"
-    assert json.loads(request.body)["currentValue"]["title"] == EXOTIC_TEXT
-
-
 def test_a_role_with_no_rights_on_the_relay_schema_is_captured_in_full(
     db: psycopg.Connection[Any],
 ) -> None:
@@ -433,34 +280,4 @@ def test_a_role_with_no_rights_on_the_relay_schema_is_captured_in_full(
         ("TODO_DELETED", "tdo_base", "prj_ops"),
         ("COMMENT_DELETED", "cmt_base", "prj_ops"),
         ("TODO_CHECKLIST_DELETED", "chk_base", "prj_ops"),
-    ]
-
-
-async def test_events_built_after_their_parents_were_deleted_still_show_them(
-    db: psycopg.Connection[Any], dsn: str, receiver: Receiver
-) -> None:
-    seed_world(db)
-    add_webhook(db, receiver, "/hook", events=["TODO_NAME_CHANGED", "TODO_DELETED"])
-
-    # All of it happens before a relay builds any payload.
-    change(db, "UPDATE todos SET title = 'Renamed' WHERE id = 'tdo_base'")
-    change(db, "DELETE FROM tags WHERE id = 'tag_urgent'")
-    change(db, "DELETE FROM todo_lists WHERE id = 'lst_inbox'")
-    async with running_relay(dsn):
-        requests = await receiver.wait_for(3, path="/hook")
-
-    payloads = {
-        (request.event, request.payload["previousValue"]["id"]): request.payload
-        for request in requests
-    }
-    renamed = payloads[("TODO_NAME_CHANGED", "tdo_base")]["currentValue"]
-    assert renamed["title"] == "Renamed"
-    assert renamed["todoList"]["title"] == "Inbox"
-    assert renamed["todoList"]["project"]["name"] == "Operations"
-    assert renamed["todoList"]["project"]["company"]["name"] == "Acme"
-    # The tag went first: the todo's removal event kept it, and so did TAG_DELETED.
-    deleted = payloads[("TODO_DELETED", "tdo_base")]["previousValue"]
-    assert deleted["todoTags"] == []
-    assert [value["customField"]["name"] for value in deleted["todoCustomFields"]] == [
-        "Budget"
     ]
