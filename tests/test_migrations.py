@@ -36,6 +36,7 @@ SHIPPED = [
     "0020_armed_doorbell",
     "0021_live_claims_index",
     "0022_faster_payload_functions",
+    "0023_relation_events_order_and_context",
     "0024_health_check_on_enable",
     "0025_drop_unused_due_index",
 ]
