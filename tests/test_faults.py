@@ -125,6 +125,8 @@ async def test_three_relays_deliver_5000_events_exactly_once_per_webhook(
         for relay in relays
     ]
     assert sum(claimed) == 2 * events
+    # Shared: each of the three took some of the work.
+    assert min(claimed) > 0, claimed
 
 
 def all_of_at_least(db: psycopg.Connection[Any], count: int) -> bool:
@@ -202,9 +204,21 @@ async def test_a_postgresql_restart_loses_nothing_and_ends_no_relay(
     assert len(delivered - set(committed)) <= 1
     assert alive
     assert status == 0
-    warnings = [line["message"] for line in relay.log if line["level"] == "WARNING"]
-    assert warnings.count("Listening connection lost; reconnecting with backoff.") == 1
-    assert warnings.count("Database unavailable; reconnecting with backoff.") <= 1
+    # One warning for the outage from each part that met it, as the README says:
+    # the listener always, the claim loop and the recorder if they tried meanwhile.
+    warned = collections.Counter(
+        (line["logger"], line["action"], line["message"])
+        for line in relay.log
+        if line["level"] in ("WARNING", "ERROR")
+    )
+    lost = "Listening connection lost; reconnecting with backoff."
+    assert warned[("relay.listener", "reconnecting", lost)] == 1
+    assert set(warned.values()) == {1}
+    assert {(logger, action) for logger, action, _ in warned} <= {
+        ("relay.listener", "reconnecting"),
+        ("relay.service", "reconnecting"),
+        ("relay.recorder", "record"),
+    }
     assert any(
         message.startswith("Listening again after") for message in relay.messages
     )
