@@ -28,6 +28,10 @@ from tests.support import (
 NEW_TODO = (
     "INSERT INTO todos (id, todo_list_id, title) VALUES ('tdo_run', 'lst_inbox', 'Run')"
 )
+LATE_TODO = (
+    "INSERT INTO todos (id, todo_list_id, title)"
+    " VALUES ('tdo_late', 'lst_inbox', 'Too late')"
+)
 # One delivery line of the demo: number, event, signature, commit to receipt.
 ROW = re.compile(r" ?(\d+)  (\w+) +(\w+) +\d+\.\d ms")
 
@@ -53,6 +57,48 @@ async def test_the_relay_process_delivers_and_exits_0_on_a_signal(
     assert request.payload["currentValue"]["id"] == "tdo_run"
     assert delivery_states(db) == [("TODO_CREATED", webhook_id, "delivered", 1)]
     assert relay.messages[-2:] == ["Stopping: no new claims.", "Relay stopped."]
+
+
+async def test_on_sigterm_a_request_in_flight_finishes_and_nothing_new_is_claimed(
+    db: psycopg.Connection[Any], dsn: str, receiver: Receiver
+) -> None:
+    seed_world(db)
+    webhook_id, _ = add_webhook(db, receiver, "/slow")
+    arrived, release = asyncio.Event(), asyncio.Event()
+    receiver.hold("/slow", arrived, release)
+
+    async with relay_process(dsn, "--shutdown-grace", "10") as relay:
+        change(db, NEW_TODO)
+        async with asyncio.timeout(10):
+            await arrived.wait()
+        relay.process.send_signal(signal.SIGTERM)
+        await eventually(lambda: "Stopping: no new claims." in relay.messages)
+        change(db, LATE_TODO)
+        # Nothing to wait for: a relay still claiming would have taken the event
+        # at its next look, within one 0.2 s poll; five pass before the release.
+        await asyncio.sleep(1.0)
+        release.set()
+        async with asyncio.timeout(15):
+            status = await relay.process.wait()
+
+    assert status == 0
+    assert receiver.arrivals["/slow"] == 1
+    [request] = receiver.on("/slow")
+    assert request.payload["currentValue"]["id"] == "tdo_run"
+    assert delivery_states(db) == [("TODO_CREATED", webhook_id, "delivered", 1)]
+    assert db.execute(
+        "SELECT attempt, outcome, status_code FROM relay.attempts"
+    ).fetchall() == [(1, "delivered", 200)]
+    # The event committed after SIGTERM waits for the next relay, not fanned out.
+    assert db.execute(
+        "SELECT entity_id, fanned_out_at IS NULL FROM relay.events ORDER BY id"
+    ).fetchall() == [("tdo_run", False), ("tdo_late", True)]
+    stopping = relay.messages.index("Stopping: no new claims.")
+    assert relay.messages[stopping:] == [
+        "Stopping: no new claims.",
+        "Delivered TODO_CREATED.",
+        "Relay stopped.",
+    ]
 
 
 async def test_a_request_held_past_the_grace_is_released_for_another_relay(
