@@ -18,6 +18,38 @@ from relay.receiver import Receiver
 from tests.support import relay_process
 
 UNIT = Path(__file__).resolve().parent.parent / "deploy" / "relay.service"
+# The unit's hardening, option by option: its own user, no privileges to gain,
+# the file system read-only, no devices, kernel or clock, network sockets only.
+HARDENING = {
+    "User": ["relay"],
+    "Group": ["relay"],
+    "NoNewPrivileges": ["yes"],
+    "ProtectSystem": ["strict"],
+    "ProtectHome": ["yes"],
+    "PrivateTmp": ["yes"],
+    "PrivateDevices": ["yes"],
+    "ProtectKernelTunables": ["yes"],
+    "ProtectKernelModules": ["yes"],
+    "ProtectKernelLogs": ["yes"],
+    "ProtectControlGroups": ["yes"],
+    "ProtectClock": ["yes"],
+    "ProtectHostname": ["yes"],
+    "ProtectProc": ["invisible"],
+    "ProcSubset": ["pid"],
+    # AF_UNIX: PostgreSQL's local socket and systemd's notify socket.
+    "RestrictAddressFamilies": ["AF_INET AF_INET6 AF_UNIX"],
+    "RestrictNamespaces": ["yes"],
+    "RestrictRealtime": ["yes"],
+    "RestrictSUIDSGID": ["yes"],
+    "LockPersonality": ["yes"],
+    "MemoryDenyWriteExecute": ["yes"],
+    "RemoveIPC": ["yes"],
+    "CapabilityBoundingSet": [""],
+    "AmbientCapabilities": [""],
+    "SystemCallArchitectures": ["native"],
+    "SystemCallFilter": ["@system-service", "~@privileged"],
+    "UMask": ["0077"],
+}
 
 
 async def receive(sock: socket.socket, until: str, seen: list[str]) -> None:
@@ -63,17 +95,66 @@ async def receive_more(sock: socket.socket, seen: list[str]) -> None:
     seen.extend(datagram.decode().splitlines())
 
 
-@pytest.mark.skipif(
-    shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed"
-)
-def test_the_unit_file_passes_systemd_analyze_verify(tmp_path: Path) -> None:
-    # Point the unit at this checkout's relay, as an installation would.
+def installed_here(tmp_path: Path) -> tuple[Path, str]:
+    """The unit pointed at this checkout's relay, as an installation would."""
     relay = Path(sys.executable).with_name("relay")
     text = UNIT.read_text(encoding="utf-8")
     text = text.replace("/opt/relay/venv/bin/relay", str(relay))
     text = text.replace("EnvironmentFile=/etc/", "EnvironmentFile=-/etc/")
     unit = tmp_path / "relay.service"
     unit.write_text(text, encoding="utf-8")
+    return unit, text
+
+
+def service_settings() -> dict[str, list[str]]:
+    """Each key of the unit's [Service] section with its values, in order."""
+    settings: dict[str, list[str]] = {}
+    section = ""
+    for line in UNIT.read_text(encoding="utf-8").splitlines():
+        if line.startswith("["):
+            section = line
+        elif section == "[Service]" and "=" in line and not line.startswith("#"):
+            key, value = line.split("=", 1)
+            settings.setdefault(key, []).append(value)
+    return settings
+
+
+def test_the_unit_runs_the_relay_unprivileged_and_hardened() -> None:
+    settings = service_settings()
+
+    hardening = {key: settings[key] for key in HARDENING if key in settings}
+
+    assert hardening == HARDENING
+
+
+@pytest.mark.skipif(
+    shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed"
+)
+def test_systemd_rates_the_units_exposure_ok(tmp_path: Path) -> None:
+    unit, _ = installed_here(tmp_path)
+
+    # --threshold=20 fails above an exposure of 2.0, the top of systemd's "OK".
+    result = subprocess.run(
+        ["systemd-analyze", "security", "--offline=yes", "--threshold=20", str(unit)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    if "--offline" in result.stderr:
+        pytest.skip("systemd-analyze is older than 250: no offline security check")
+    assert result.returncode == 0, result.stdout[-2000:]
+    [overall] = [line for line in result.stdout.splitlines() if "Overall" in line]
+    assert overall.startswith("→ Overall exposure level for relay.service: ")
+    assert overall.split(": ")[1].split()[1] == "OK"
+
+
+@pytest.mark.skipif(
+    shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed"
+)
+def test_the_unit_file_passes_systemd_analyze_verify(tmp_path: Path) -> None:
+    unit, text = installed_here(tmp_path)
 
     result = subprocess.run(
         ["systemd-analyze", "verify", str(unit)],
