@@ -20,7 +20,7 @@ caused it, or a crash between the two would count an attempt twice or never.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import NewType
@@ -115,13 +115,23 @@ async def claim(
     limit: int,
     lease: float,
     per_webhook: int,
+    answered: Collection[DeliveryId] = (),
 ) -> list[Claim]:
-    """Take up to ``limit`` due deliveries, ``per_webhook`` in flight at most."""
+    """Take up to ``limit`` due deliveries, ``per_webhook`` in flight at most.
+
+    ``answered`` are this relay's claims whose requests have ended but whose
+    results are still on their way to the database: they hold no slot.
+    """
     named = queries.load("claims")
     async with connection.transaction():
         await connection.execute(named["lock_claims"])
         rows = await connection.fetch(
-            named["claim_deliveries"], limit, worker_id, lease, per_webhook
+            named["claim_deliveries"],
+            limit,
+            worker_id,
+            lease,
+            per_webhook,
+            list(answered),
         )
     return [
         Claim(

@@ -15,7 +15,7 @@ import logging
 import asyncpg
 
 from relay import claims, db
-from relay.claims import AttemptRecord, HealthRules, StatusChange
+from relay.claims import AttemptRecord, DeliveryId, HealthRules, StatusChange
 
 logger = logging.getLogger(__name__)
 
@@ -37,8 +37,12 @@ class Recorder:
         # held back by the per-webhook limit can be claimed now.
         self._written = written
         self._queue: asyncio.Queue[AttemptRecord | None] = asyncio.Queue()
+        # The deliveries whose results are queued or being written: their requests
+        # have ended, so their claims no longer take a slot of their webhook.
+        self.unwritten: set[DeliveryId] = set()
 
     def add(self, record: AttemptRecord) -> None:
+        self.unwritten.add(record.claim.delivery_id)
         self._queue.put_nowait(record)
 
     def close(self) -> None:
@@ -57,7 +61,14 @@ class Recorder:
                 item = self._queue.get_nowait()
             closing = item is None
             if batch:
-                await self._write(batch)
+                try:
+                    await self._write(batch)
+                finally:
+                    # Written, or given up on: either way the database now holds
+                    # the claim as it stands, and counts it as the claim query does.
+                    self.unwritten.difference_update(
+                        item.claim.delivery_id for item in batch
+                    )
 
     async def _write(self, batch: list[AttemptRecord]) -> None:
         # An unrecorded attempt is not lost: its lease runs out and it is sent again.

@@ -209,6 +209,7 @@ class RelayService:
             limit,
             self.settings.lease,
             self.settings.max_in_flight_per_webhook,
+            recorder.unwritten,
         )
         bodies = await self._build(connection, claimed, recorder)
 

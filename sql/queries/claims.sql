@@ -134,7 +134,9 @@ SELECT pg_advisory_xact_lock(7250431001);
 
 -- name: claim_deliveries
 -- Claim due deliveries of enabled webhooks, at most $4 in flight per webhook over
--- all relays: count the attempt, stamp the lease.
+-- all relays: count the attempt, stamp the lease. $5 are this relay's claims whose
+-- request has ended but whose result is not written yet: no longer in flight, they
+-- hold no slot (another relay counts them until they are written).
 -- TODO(issue 6): measure the per-webhook slot count with thousands of webhooks.
 -- TODO(issue 6): dead versions of claimed rows slow long drains (scaling 1.21).
 WITH webhook_slots AS (
@@ -146,6 +148,7 @@ WITH webhook_slots AS (
                    AND live.state = 'pending'
                    AND live.claimed_by IS NOT NULL
                    AND live.next_attempt_at > now()
+                   AND live.id <> ALL ($5::bigint[])
            ) AS free
     FROM relay.webhooks w
     WHERE w.enabled

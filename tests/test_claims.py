@@ -1,0 +1,46 @@
+"""The claim query on its own: what holds a slot of a webhook's in-flight limit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+import psycopg
+
+from relay import claims
+from relay.receiver import Receiver
+from tests.support import add_webhook, change, seed_world
+
+NEW_TODO = (
+    "INSERT INTO todos (id, todo_list_id, title) VALUES ('{id}', 'lst_inbox', 'x')"
+)
+LEASE = 60.0
+
+
+async def test_a_request_that_has_ended_holds_no_slot_while_its_result_waits(
+    db: psycopg.Connection[Any], dsn: str, receiver: Receiver
+) -> None:
+    seed_world(db)
+    add_webhook(db, receiver, "/one")
+    for todo in ("tdo_first", "tdo_second"):
+        change(db, NEW_TODO.format(id=todo))
+    relay = await asyncpg.connect(dsn)
+    try:
+        assert await claims.fan_out(relay, 100) == 2
+        first = await claims.claim(relay, "relay-a", 10, LEASE, per_webhook=1)
+        assert [item.attempt for item in first] == [1]
+
+        # Its request is still on the wire: the one slot is taken, for every relay.
+        assert await claims.claim(relay, "relay-a", 10, LEASE, per_webhook=1) == []
+        # Its answer came and its result is on the way to the database: the relay
+        # that knows it may use the slot at once.
+        answered = [first[0].delivery_id]
+        second = await claims.claim(relay, "relay-a", 10, LEASE, 1, answered=answered)
+    finally:
+        await relay.close()
+
+    assert [item.event_id for item in second] == [first[0].event_id + 1]
+    rows = db.execute(
+        "SELECT claimed_by, attempts FROM relay.deliveries ORDER BY id"
+    ).fetchall()
+    assert rows == [("relay-a", 1), ("relay-a", 1)]
