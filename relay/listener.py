@@ -5,8 +5,9 @@ relay was down, the connection dropped). The service therefore also polls on a
 timer, and after every reconnect this listener rings once so that whatever was
 committed meanwhile is picked up at once.
 
-A lost connection is logged once per outage, not once per try; tries back off
-from half a second to half a minute.
+A lost connection is logged once per outage, not once per try, and not again
+when the claim loop has already said the database is away (``relay/outage.py``);
+tries back off from half a second to half a minute.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import asyncpg
 
 from relay import db, retries
 from relay.errors import DatabaseError
+from relay.outage import Outage
 
 logger = logging.getLogger(__name__)
 
@@ -30,9 +32,10 @@ HEALTH_CHECK_SECONDS = 5.0
 class Listener:
     """Keeps one LISTEN connection alive and sets ``wake`` on every notification."""
 
-    def __init__(self, dsn: str, wake: asyncio.Event) -> None:
+    def __init__(self, dsn: str, wake: asyncio.Event, outage: Outage) -> None:
         self.dsn = dsn
         self.wake = wake
+        self.outage = outage
         self.listening = asyncio.Event()
         # Failed tries in a row; above 0 during an outage.
         self._failures = 0
@@ -45,17 +48,13 @@ class Listener:
             except (*db.TRANSIENT_ERRORS, asyncpg.PostgresError) as error:
                 self._failures += 1
                 delay = retries.reconnect_delay(self._failures)
-                if self._failures == 1:
-                    logger.warning(
-                        "Listening connection lost; reconnecting with backoff.",
-                        extra={"action": "reconnecting", "error": db.first_line(error)},
-                    )
-                else:
-                    logger.debug(
-                        "Still cannot listen; trying again in %.1f s.",
-                        delay,
-                        extra={"action": "reconnecting", "error": db.first_line(error)},
-                    )
+                self.outage.failed(
+                    logger,
+                    "Listening connection lost; reconnecting in %.1f s.",
+                    delay,
+                    action="reconnecting",
+                    error=db.first_line(error),
+                )
                 await asyncio.sleep(delay)
 
     async def _listen_until_lost(self) -> None:

@@ -16,6 +16,7 @@ import asyncpg
 
 from relay import claims, db
 from relay.claims import AttemptRecord, DeliveryId, HealthRules, StatusChange
+from relay.outage import Outage
 
 logger = logging.getLogger(__name__)
 
@@ -29,9 +30,14 @@ class Recorder:
     """Collects attempt results and writes them back in batches."""
 
     def __init__(
-        self, pool: asyncpg.Pool, rules: HealthRules, written: asyncio.Event
+        self,
+        pool: asyncpg.Pool,
+        rules: HealthRules,
+        written: asyncio.Event,
+        outage: Outage,
     ) -> None:
         self._pool = pool
+        self._outage = outage
         self._rules = rules
         # Set after each write: ended claims free their webhook's slots, and work
         # held back by the per-webhook limit can be claimed now.
@@ -72,20 +78,19 @@ class Recorder:
 
     async def _write(self, batch: list[AttemptRecord]) -> None:
         # An unrecorded attempt is not lost: its lease runs out and it is sent again.
-        failures = 0
         while True:
             try:
                 async with self._pool.acquire() as connection:
                     changes = await claims.record(connection, batch, self._rules)
                 break
             except db.TRANSIENT_ERRORS as error:
-                failures += 1
                 # Once per outage at WARNING; the service says when it is over.
-                logger.log(
-                    logging.WARNING if failures == 1 else logging.DEBUG,
+                self._outage.failed(
+                    logger,
                     "Could not record %d attempts; trying again.",
                     len(batch),
-                    extra={"action": "record", "error": db.first_line(error)},
+                    action="record",
+                    error=db.first_line(error),
                 )
                 await asyncio.sleep(RECORD_RETRY_SECONDS)
             except Exception as error:

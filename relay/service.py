@@ -26,6 +26,7 @@ from relay.claims import AttemptRecord, Claim, DeliveryId, HealthRules
 from relay.delivery import Outcome, Request, Sender
 from relay.doorbell import Doorbell
 from relay.listener import Listener
+from relay.outage import Outage
 from relay.recorder import Recorder
 from relay.settings import Settings
 from relay.systemd import Notifier
@@ -58,8 +59,10 @@ class RelayService:
         self._refill_at = max(1, min(settings.batch_size, settings.max_in_flight) // 4)
         self._policy = settings.retry_policy
         self._notifier = Notifier()
-        # Claims that failed in a row on database errors: an outage while above 0.
+        # Claims that failed in a row on database errors: the backoff grows with it.
         self._database_failures = 0
+        # Shared with the listener and the recorder: one warning per outage.
+        self._outage = Outage()
         self._doorbell = Doorbell(settings.poll_interval)
 
     def stop(self) -> None:
@@ -73,7 +76,7 @@ class RelayService:
     async def run(self) -> None:
         settings = self.settings
         await asyncio.to_thread(migrations.check_current, settings.dsn)
-        listener = Listener(settings.dsn, self._wake)
+        listener = Listener(settings.dsn, self._wake, self._outage)
 
         async with (
             db.open_pool(settings.dsn, POOL_SIZE) as pool,
@@ -83,7 +86,7 @@ class RelayService:
             ) as sender,
         ):
             rules = HealthRules(settings.unhealthy_after, settings.disable_after)
-            recorder = Recorder(pool, rules, self._wake)
+            recorder = Recorder(pool, rules, self._wake, self._outage)
             recorder_task = asyncio.create_task(recorder.run())
             listener_task = asyncio.create_task(listener.run())
             watchdog_task = asyncio.create_task(self._notifier.keep_watchdog_fed())
@@ -176,24 +179,18 @@ class RelayService:
 
     def _database_failed(self, error: Exception) -> None:
         self._database_failures += 1
+        self._outage.failed(
+            logger,
+            "Database unavailable; reconnecting with backoff.",
+            action="reconnecting",
+            error=db.first_line(error),
+        )
         if self._database_failures == 1:
-            logger.warning(
-                "Database unavailable; reconnecting with backoff.",
-                extra={"action": "reconnecting", "error": db.first_line(error)},
-            )
             self._notifier.status("Database unavailable; reconnecting.")
-        else:
-            logger.debug(
-                "Database still unavailable.",
-                extra={"action": "reconnecting", "error": db.first_line(error)},
-            )
 
     def _database_answered(self) -> None:
+        self._outage.answered(logger)
         if self._database_failures:
-            logger.info(
-                "Database available again; catching up.",
-                extra={"action": "reconnected", "failures": self._database_failures},
-            )
             self._notifier.status("Listening for events.")
         self._database_failures = 0
 
