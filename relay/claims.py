@@ -122,29 +122,67 @@ async def claim(
     ``answered`` are this relay's claims whose requests have ended but whose
     results are still on their way to the database: they hold no slot.
     """
+    rows = await _claim(
+        connection, worker_id, limit, lease, per_webhook, answered, build=False
+    )
+    return [claim_of(row) for row in rows]
+
+
+async def claim_with_bodies(
+    connection: asyncpg.Connection,
+    worker_id: str,
+    limit: int,
+    lease: float,
+    per_webhook: int,
+    answered: Collection[DeliveryId] = (),
+) -> tuple[list[Claim], dict[DeliveryId, bytes]]:
+    """``claim``, and the body of each claim, the same as ``payloads.build``'s.
+
+    If one body cannot be built the statement fails and nothing is claimed; the
+    caller then claims with ``claim`` and builds one by one.
+    """
+    rows = await _claim(
+        connection, worker_id, limit, lease, per_webhook, answered, build=True
+    )
+    bodies = {DeliveryId(row["delivery_id"]): row["body"].encode() for row in rows}
+    return [claim_of(row) for row in rows], bodies
+
+
+async def _claim(
+    connection: asyncpg.Connection,
+    worker_id: str,
+    limit: int,
+    lease: float,
+    per_webhook: int,
+    answered: Collection[DeliveryId],
+    *,
+    build: bool,
+) -> list[asyncpg.Record]:
     named = queries.load("claims")
     async with connection.transaction():
         await connection.execute(named["lock_claims"])
-        rows = await connection.fetch(
+        rows: list[asyncpg.Record] = await connection.fetch(
             named["claim_deliveries"],
             limit,
             worker_id,
             lease,
             per_webhook,
             list(answered),
+            build,
         )
-    return [
-        Claim(
-            delivery_id=DeliveryId(row["delivery_id"]),
-            event_id=EventId(row["event_id"]),
-            event=row["event"],
-            webhook_id=WebhookId(row["webhook_id"]),
-            url=row["url"],
-            secret=row["secret"],
-            attempt=row["attempt"],
-        )
-        for row in rows
-    ]
+    return rows
+
+
+def claim_of(row: asyncpg.Record) -> Claim:
+    return Claim(
+        delivery_id=DeliveryId(row["delivery_id"]),
+        event_id=EventId(row["event_id"]),
+        event=row["event"],
+        webhook_id=WebhookId(row["webhook_id"]),
+        url=row["url"],
+        secret=row["secret"],
+        attempt=row["attempt"],
+    )
 
 
 async def record(

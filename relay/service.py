@@ -215,15 +215,7 @@ class RelayService:
         if self._outbox_due():
             fanned_out = await claims.fan_out(connection, batch_size)
             self._outbox_quiet_since = None if fanned_out else time.monotonic()
-        claimed = await claims.claim(
-            connection,
-            self.settings.worker_id,
-            limit,
-            self.settings.lease,
-            self.settings.max_in_flight_per_webhook,
-            recorder.unwritten,
-        )
-        bodies = await self._build(connection, claimed, recorder)
+        claimed, bodies = await self._claim(connection, limit, recorder)
 
         if claimed:
             logger.info(
@@ -247,20 +239,37 @@ class RelayService:
             return True
         return time.monotonic() - self._outbox_quiet_since >= QUIET_OUTBOX_SECONDS
 
-    async def _build(
-        self, connection: asyncpg.Connection, claimed: list[Claim], recorder: Recorder
-    ) -> dict[DeliveryId, bytes]:
-        """The claimed deliveries' bodies; one that cannot be built fails alone."""
+    async def _claim(
+        self, connection: asyncpg.Connection, limit: int, recorder: Recorder
+    ) -> tuple[list[Claim], dict[DeliveryId, bytes]]:
+        """Claim up to ``limit`` deliveries with their bodies.
+
+        One body that cannot be built fails the whole statement and nothing is
+        claimed; it must not hold up the rest of its batch: claim again without
+        bodies and build them one by one.
+        """
+        settings = self.settings
+        arguments = (
+            connection,
+            settings.worker_id,
+            limit,
+            settings.lease,
+            settings.max_in_flight_per_webhook,
+            recorder.unwritten,
+        )
         try:
-            return await payloads.build(
-                connection, [item.delivery_id for item in claimed]
-            )
+            return await claims.claim_with_bodies(*arguments)
         except db.TRANSIENT_ERRORS:
             raise
         except asyncpg.PostgresError:
             pass
+        claimed = await claims.claim(*arguments)
+        return claimed, await self._build_one_by_one(connection, claimed, recorder)
 
-        # One bad event must not hold up the rest of its batch: build one by one.
+    async def _build_one_by_one(
+        self, connection: asyncpg.Connection, claimed: list[Claim], recorder: Recorder
+    ) -> dict[DeliveryId, bytes]:
+        """The claimed deliveries' bodies; one that cannot be built fails alone."""
         bodies: dict[DeliveryId, bytes] = {}
         for item in claimed:
             try:
