@@ -27,9 +27,9 @@ from bench.report import Row
 
 RAW_CONCURRENCY = 64
 # With one webhook the per-webhook limit only caps the relay's own concurrency:
-# single-webhook drains lift it to --max-in-flight (64), and one extra row shows
+# single-webhook drains lift it to --max-in-flight (256), and one extra row shows
 # the default limit of 10.
-ONE_WEBHOOK_FLAGS = ("--max-in-flight-per-webhook", "64")
+ONE_WEBHOOK_FLAGS = ("--max-in-flight-per-webhook", "256")
 DRAIN_TIMEOUT = 300.0
 
 

@@ -77,14 +77,14 @@ def migrate(dsn: str | None) -> None:
 @click.option(
     "--batch-size",
     type=click.IntRange(1, 10_000),
-    default=100,
+    default=256,
     envvar="RELAY_BATCH_SIZE",
     show_default=True,
 )
 @click.option(
     "--max-in-flight",
     type=click.IntRange(1, 10_000),
-    default=64,
+    default=256,
     envvar="RELAY_MAX_IN_FLIGHT",
     show_default=True,
     help="Requests on the wire at once.",

@@ -35,8 +35,8 @@ class Settings:
     dsn: str
     # The safety-net poll: events are found this often even without a NOTIFY.
     poll_interval: float = 1.0
-    batch_size: int = 100
-    max_in_flight: int = 64
+    batch_size: int = 256
+    max_in_flight: int = 256
     # One webhook may hold this many requests in flight, counted over all relays,
     # so that a slow or dead endpoint cannot take every slot.
     max_in_flight_per_webhook: int = 10
