@@ -116,52 +116,20 @@ async def claim(
     lease: float,
     per_webhook: int,
     answered: Collection[DeliveryId] = (),
-) -> list[Claim]:
+    *,
+    build: bool = False,
+) -> tuple[list[Claim], dict[DeliveryId, bytes]]:
     """Take up to ``limit`` due deliveries, ``per_webhook`` in flight at most.
 
     ``answered`` are this relay's claims whose requests have ended but whose
-    results are still on their way to the database: they hold no slot.
+    results are still on their way to the database: they hold no slot. With
+    ``build``, each claim comes with its body, the same as ``payloads.build``'s;
+    if one body cannot be built the statement fails and nothing is claimed.
     """
-    rows = await _claim(
-        connection, worker_id, limit, lease, per_webhook, answered, build=False
-    )
-    return [claim_of(row) for row in rows]
-
-
-async def claim_with_bodies(
-    connection: asyncpg.Connection,
-    worker_id: str,
-    limit: int,
-    lease: float,
-    per_webhook: int,
-    answered: Collection[DeliveryId] = (),
-) -> tuple[list[Claim], dict[DeliveryId, bytes]]:
-    """``claim``, and the body of each claim, the same as ``payloads.build``'s.
-
-    If one body cannot be built the statement fails and nothing is claimed; the
-    caller then claims with ``claim`` and builds one by one.
-    """
-    rows = await _claim(
-        connection, worker_id, limit, lease, per_webhook, answered, build=True
-    )
-    bodies = {DeliveryId(row["delivery_id"]): row["body"].encode() for row in rows}
-    return [claim_of(row) for row in rows], bodies
-
-
-async def _claim(
-    connection: asyncpg.Connection,
-    worker_id: str,
-    limit: int,
-    lease: float,
-    per_webhook: int,
-    answered: Collection[DeliveryId],
-    *,
-    build: bool,
-) -> list[asyncpg.Record]:
     named = queries.load("claims")
     async with connection.transaction():
         await connection.execute(named["lock_claims"])
-        rows: list[asyncpg.Record] = await connection.fetch(
+        rows = await connection.fetch(
             named["claim_deliveries"],
             limit,
             worker_id,
@@ -170,7 +138,10 @@ async def _claim(
             list(answered),
             build,
         )
-    return rows
+    bodies = {
+        DeliveryId(row["delivery_id"]): row["body"].encode() for row in rows if build
+    }
+    return [claim_of(row) for row in rows], bodies
 
 
 def claim_of(row: asyncpg.Record) -> Claim:

@@ -258,12 +258,12 @@ class RelayService:
             recorder.unwritten,
         )
         try:
-            return await claims.claim_with_bodies(*arguments)
+            return await claims.claim(*arguments, build=True)
         except db.TRANSIENT_ERRORS:
             raise
         except asyncpg.PostgresError:
             pass
-        claimed = await claims.claim(*arguments)
+        claimed, _ = await claims.claim(*arguments)
         return claimed, await self._build_one_by_one(connection, claimed, recorder)
 
     async def _build_one_by_one(

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import asyncpg
 import psycopg
 
-from relay import claims
+from relay import claims, payloads
 from relay.receiver import Receiver
 from tests.support import add_webhook, change, seed_world
 
@@ -27,15 +28,28 @@ async def test_a_request_that_has_ended_holds_no_slot_while_its_result_waits(
     relay = await asyncpg.connect(dsn)
     try:
         assert await claims.fan_out(relay, 100) == 2
-        first = await claims.claim(relay, "relay-a", 10, LEASE, per_webhook=1)
+        first, bodies = await claims.claim(
+            relay, "relay-a", 10, LEASE, per_webhook=1, build=True
+        )
         assert [item.attempt for item in first] == [1]
+        # The body that comes with the claim is the one built on its own.
+        built = await payloads.build(relay, [first[0].delivery_id])
+        assert bodies == built
+        assert json.loads(built[first[0].delivery_id])["currentValue"]["id"] == (
+            "tdo_first"
+        )
 
         # Its request is still on the wire: the one slot is taken, for every relay.
-        assert await claims.claim(relay, "relay-a", 10, LEASE, per_webhook=1) == []
+        assert await claims.claim(relay, "relay-a", 10, LEASE, per_webhook=1) == (
+            [],
+            {},
+        )
         # Its answer came and its result is on the way to the database: the relay
         # that knows it may use the slot at once.
         answered = [first[0].delivery_id]
-        second = await claims.claim(relay, "relay-a", 10, LEASE, 1, answered=answered)
+        second, _ = await claims.claim(
+            relay, "relay-a", 10, LEASE, 1, answered=answered
+        )
     finally:
         await relay.close()
 
