@@ -39,6 +39,7 @@ SHIPPED = [
     "0023_relation_events_order_and_context",
     "0024_health_check_on_enable",
     "0025_drop_unused_due_index",
+    "0026_cheaper_capture_calls",
 ]
 VERSIONS = [int(label[:4]) for label in SHIPPED]
 # The key relay migrate takes turns with; holding it makes the commands queue.
