@@ -20,7 +20,6 @@ from relay.outage import Outage
 
 logger = logging.getLogger(__name__)
 
-# TODO(issue 6): one webhook drains at 0.12 of raw POSTs; slots wait for this write.
 # A failed write of results is tried again soon: the leases of what it records
 # are running out meanwhile.
 RECORD_RETRY_SECONDS = 1.0
