@@ -100,6 +100,8 @@ def describe_error(error: BaseException) -> str:
         isinstance(error, aiohttp.ClientOSError) and error.errno == errno.ECONNRESET
     ):
         return "the receiver reset the connection"
+    if isinstance(error, ValueError):
+        return f"the webhook's URL cannot be requested: {error}"
     return f"{type(error).__name__}: {error}"
 
 
@@ -156,7 +158,10 @@ class Sender:
                     response.headers.get("Retry-After"), attempted_at
                 )
                 excerpt = await read_excerpt(response)
-        except (aiohttp.ClientError, TimeoutError, OSError) as error:
+        # ValueError: a URL that aiohttp cannot request (an invalid international
+        # host name, say), stored before relay checked URLs as it does now, or by
+        # hand in SQL. It fails its attempt like any other; it must not kill it.
+        except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as error:
             failure = error
 
         duration_ms = (time.perf_counter() - started) * 1000

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import json
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any
 from urllib.parse import urlsplit
 
 import psycopg
+import yarl
 
 from relay import filters, queries
 from relay.errors import ConfigError
@@ -22,6 +25,8 @@ logger = logging.getLogger(__name__)
 Connection = psycopg.Connection[Any]
 
 MAX_NAME_LENGTH = 200
+# One label of a host name, after international names are encoded (IDNA).
+HOST_LABEL = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
 MIN_SECRET_LENGTH = 16
 MAX_SECRET_LENGTH = 128
 
@@ -94,22 +99,48 @@ class WebhookChanges:
 
 def check_url(url: str) -> str:
     """The URL (its scheme in lower case), or a ConfigError saying why it cannot
-    receive webhooks."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https"):
-        raise ConfigError(
-            f"malformed URL {url!r}: it must start with http:// or https://"
-        )
+    receive webhooks.
+
+    What is accepted here must be something the relay can request: the URL is
+    parsed as aiohttp will parse it (yarl), and its host must be an IP address or
+    a name whose every label is 1 to 63 letters, digits, hyphens or underscores,
+    once international names are encoded.
+    """
+
+    def refuse(reason: str) -> ConfigError:
+        return ConfigError(f"malformed URL {url!r}: {reason}")
+
     try:
-        host, port = parts.hostname, parts.port
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https"):
+            raise refuse("it must start with http:// or https://")
+        if not url.isprintable() or any(character.isspace() for character in url):
+            raise refuse("it must not contain spaces or control characters")
+        parsed = yarl.URL(url)
+        port = parts.port
     except ValueError as error:
-        raise ConfigError(f"malformed URL {url!r}: {error}") from error
-    if not host or any(character.isspace() for character in url):
-        raise ConfigError(f"malformed URL {url!r}: it needs a host and no spaces")
+        raise refuse(str(error)) from error
+    host = parsed.raw_host
+    if not host:
+        raise refuse("it needs a host")
+    if not is_ip_address(host) and not all(
+        HOST_LABEL.fullmatch(label) for label in host.removesuffix(".").split(".")
+    ):
+        raise refuse(f"{parts.hostname!r} is not a valid host name")
+    if parts.netloc.endswith(":"):
+        raise refuse("a ':' must be followed by a port number")
     if port == 0:
-        raise ConfigError(f"malformed URL {url!r}: port 0 cannot receive requests")
+        raise refuse("port 0 cannot receive requests")
     # A scheme is case-insensitive; store it as receivers and the schema expect it.
     return parts.scheme + url[len(parts.scheme) :]
+
+
+def is_ip_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def check_name(name: str) -> str:

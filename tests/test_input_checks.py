@@ -55,8 +55,22 @@ def test_no_secret_means_a_generated_one() -> None:
     [
         ("http://example.org:0/hook", "port 0 cannot receive requests"),
         ("http://example.org:99999/", "Port out of range 0-65535"),
-        ("https:// example.org/", "it needs a host and no spaces"),
+        ("https:// example.org/", "it must not contain spaces or control characters"),
+        ("http://a.example/\x01", "it must not contain spaces or control characters"),
         ("mailto:someone@example.org", "it must start with http:// or https://"),
+        ("http:///hook", "it needs a host"),
+        ("http://[::1/x", "Invalid IPv6 URL"),
+        ("http://[::1]]/", "Invalid IPv6 URL"),
+        ("http://[zz]/", "'zz' does not appear to be an IPv4 or IPv6 address"),
+        (
+            "https://a.example\\@b.example/",
+            "Invalid URL: backslash ('\\') is not allowed in the authority"
+            " component per RFC 3986.",
+        ),
+        ("http://a..b/", "'a..b' is not a valid host name"),
+        ("http://%/", "'%' is not a valid host name"),
+        ("http://-/x", "'-' is not a valid host name"),
+        ("http://a.example:/x", "a ':' must be followed by a port number"),
     ],
 )
 def test_a_url_that_cannot_receive_is_refused(url: str, message: str) -> None:
@@ -72,6 +86,9 @@ def test_a_url_that_cannot_receive_is_refused(url: str, message: str) -> None:
         ("HTTP://Example.ORG/Hook?A=1", "http://Example.ORG/Hook?A=1"),
         ("Https://example.org", "https://example.org"),
         ("https://example.org/x", "https://example.org/x"),
+        ("https://例え.jp/フック", "https://例え.jp/フック"),
+        ("http://[::1]:8080/x", "http://[::1]:8080/x"),
+        ("http://my_host.internal./x", "http://my_host.internal./x"),
     ],
 )
 def test_a_url_scheme_in_capitals_is_stored_in_lower_case(

@@ -425,3 +425,30 @@ async def test_an_event_whose_payload_cannot_be_built_fails_alone(
             ' with time zone: "not a time"',
         )
     ]
+
+
+async def test_a_url_aiohttp_cannot_request_fails_its_attempts_like_any_other(
+    db: psycopg.Connection[Any], dsn: str, receiver: Receiver
+) -> None:
+    # Stored by hand: relay webhooks create refuses it (test_input_checks.py).
+    seed_world(db)
+    webhook_id, _ = add_webhook(db, receiver, "/hook")
+    db.execute(
+        "UPDATE relay.webhooks SET url = 'http://a..b/hook' WHERE id = %s",
+        (webhook_id,),
+    )
+    db.commit()
+    change(db, NEW_TODO.format(id="tdo_unreachable", list="lst_inbox"))
+
+    async with running_relay(dsn, retry_schedule=(0.05,), retry_jitter=0.0):
+        expected = [("TODO_CREATED", webhook_id, "failed", 2)]
+        await eventually(lambda: delivery_states(db) == expected, timeout=15)
+
+    attempts = db.execute(
+        "SELECT attempt, outcome, status_code, error FROM relay.attempts ORDER BY id"
+    ).fetchall()
+    reason = (
+        "the webhook's URL cannot be requested: encoding with 'idna' codec failed"
+        " (UnicodeError: label empty or too long)"
+    )
+    assert attempts == [(1, "failed", None, reason), (2, "failed", None, reason)]

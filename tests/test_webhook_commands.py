@@ -350,7 +350,7 @@ def test_an_unknown_webhook_id_is_one_line_and_status_2(
         ),
         (
             ["--url", "http://"],
-            "malformed URL 'http://': it needs a host and no spaces",
+            "malformed URL 'http://': it needs a host",
         ),
         (["--created-by", "usr_nobody"], "unknown user 'usr_nobody'"),
         (["--project", "prj_nowhere"], "unknown project 'prj_nowhere'"),
