@@ -163,6 +163,15 @@ class Sender:
         # hand in SQL. It fails its attempt like any other; it must not kill it.
         except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as error:
             failure = error
+        except Exception as error:
+            # Not foreseen, so logged in full; still a failed attempt, recorded and
+            # retried on the schedule, rather than a task that dies unrecorded.
+            logger.error(
+                "Unexpected error while sending; the attempt counts as failed.",
+                exc_info=True,
+                extra={"action": "deliver"},
+            )
+            failure = error
 
         duration_ms = (time.perf_counter() - started) * 1000
         outcome, reason = classify(status_code, failure, self.timeout)
