@@ -72,6 +72,9 @@ def hidden_reason(error: BaseException, dsn: str) -> tuple[str, BaseException | 
     return hidden, error if hidden == reason else None
 
 
+SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+
+
 def check_dsn(dsn: str | None) -> str:
     """The DSN itself, or a ConfigError saying what is wrong with it."""
     if not dsn:
@@ -88,6 +91,13 @@ def check_dsn(dsn: str | None) -> str:
     for port in str(params.get("port", "")).split(","):
         if port and not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
             raise ConfigError(f"malformed database DSN: invalid port {port!r}")
+    # libpq checks this only when it connects, and says "connection is bad".
+    sslmode = params.get("sslmode")
+    if sslmode is not None and sslmode not in SSL_MODES:
+        raise ConfigError(
+            f"malformed database DSN: invalid sslmode {sslmode!r}"
+            f" (one of {', '.join(SSL_MODES)})"
+        )
     return dsn
 
 

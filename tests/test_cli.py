@@ -41,6 +41,12 @@ BAD_PORT = "malformed database DSN: invalid port 'notaport'"
             'malformed database DSN: invalid URI query parameter: "colour"',
         ),
         (
+            "migrate",
+            "postgresql://postgres@127.0.0.1/db?sslmode=bogus",
+            "malformed database DSN: invalid sslmode 'bogus' (one of disable, allow,"
+            " prefer, require, verify-ca, verify-full)",
+        ),
+        (
             "list",
             "host=127.0.0.1 dbname",
             'malformed database DSN: missing "=" after "dbname" in connection info'
