@@ -73,6 +73,22 @@ VALUES ('chk_base', 'tdo_base', 'Before the call', 'usr_alice');
 """
 
 
+# The checklist item that the seeded checklist lacks, for tests of item events.
+NEW_ITEM = (
+    "INSERT INTO todo_checklist_items (id, todo_checklist_id, title)"
+    " VALUES ('cki_base', 'chk_base', 'Find the number');"
+)
+
+
+def bulk_todos(count: int, list_id: str) -> str:
+    """SQL adding ``count`` todos, tdo_bulk_00001 and on, to one list."""
+    return (
+        "INSERT INTO todos (id, todo_list_id, title)"
+        f" SELECT 'tdo_bulk_' || lpad(n::text, 5, '0'), '{list_id}', 'Bulk ' || n"
+        f" FROM generate_series(1, {count}) n;"
+    )
+
+
 def seed_world(db: psycopg.Connection[Any]) -> None:
     """Acme (Alice in Ops and Sales, Carol in Sales only) and Globex (Bob)."""
     with db.transaction():

@@ -14,7 +14,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.support import change, outbox, seed_world
+from tests.support import NEW_ITEM, bulk_todos, change, outbox, seed_world
 
 CAPTURED_TABLES = [
     "todo_lists", "todos", "todo_users", "tags", "todo_tags", "custom_fields",
@@ -90,9 +90,8 @@ def test_an_update_that_changes_nothing_tracked_emits_nothing_on_any_table(
     seed_world(db)
     change(
         db,
-        "INSERT INTO todo_checklist_items (id, todo_checklist_id, title)"
-        " VALUES ('cki_base', 'chk_base', 'Find the number');"
-        " INSERT INTO todo_checklist_item_users (todo_checklist_item_id, user_id)"
+        NEW_ITEM
+        + " INSERT INTO todo_checklist_item_users (todo_checklist_item_id, user_id)"
         " VALUES ('cki_base', 'usr_alice');"
         " DELETE FROM relay.events",
     )
@@ -119,12 +118,7 @@ def test_a_statement_of_ten_thousand_rows_gives_ten_thousand_events(
 ) -> None:
     seed_world(db)
 
-    change(
-        db,
-        "INSERT INTO todos (id, todo_list_id, title)"
-        " SELECT 'tdo_bulk_' || lpad(n::text, 5, '0'), 'lst_pipeline', 'Lead ' || n"
-        " FROM generate_series(1, 10000) n",
-    )
+    change(db, bulk_todos(10000, "lst_pipeline"))
     change(db, "UPDATE todos SET done = true WHERE id LIKE 'tdo_bulk_%'")
     change(db, "DELETE FROM todos WHERE id LIKE 'tdo_bulk_%'")
 
@@ -153,12 +147,7 @@ def test_ten_thousand_assignments_in_one_statement_stay_set_based(
     db: psycopg.Connection[Any],
 ) -> None:
     seed_world(db)
-    change(
-        db,
-        "INSERT INTO todos (id, todo_list_id, title)"
-        " SELECT 'tdo_bulk_' || lpad(n::text, 5, '0'), 'lst_pipeline', 'Lead ' || n"
-        " FROM generate_series(1, 10000) n; DELETE FROM relay.events",
-    )
+    change(db, bulk_todos(10000, "lst_pipeline") + " DELETE FROM relay.events")
 
     costs = [
         statement_cost(db, statement)

@@ -16,8 +16,10 @@ import pytest
 
 from relay.receiver import Receiver
 from tests.support import (
+    NEW_ITEM,
     add_webhook,
     all_delivered,
+    bulk_todos,
     change,
     eventually,
     outbox,
@@ -27,10 +29,7 @@ from tests.support import (
 
 # An event and where it belongs, as fan-out reads them.
 WHERE_COLUMNS = ("event", "entity_id", "company_id", "project_id", "todo_list_ids")
-ITEM = (
-    "INSERT INTO todo_checklist_items (id, todo_checklist_id, title)"
-    " VALUES ('cki_base', 'chk_base', 'Find the number');"
-)
+ITEM = NEW_ITEM
 
 
 async def test_deleting_a_list_cascades_into_events_that_keep_their_context(
@@ -39,9 +38,7 @@ async def test_deleting_a_list_cascades_into_events_that_keep_their_context(
     seed_world(db)
     change(
         db,
-        "INSERT INTO todo_checklist_items (id, todo_checklist_id, title)"
-        " VALUES ('cki_base', 'chk_base', 'Find the number');"
-        " DELETE FROM relay.events",
+        ITEM + " DELETE FROM relay.events",
     )
     add_webhook(db, receiver, "/hook")
 
@@ -383,10 +380,7 @@ def test_many_assignments_given_to_others_each_give_the_removal_first(
     seed_world(db)
     change(
         db,
-        "INSERT INTO todos (id, todo_list_id, title)"
-        " SELECT 'tdo_bulk_' || lpad(n::text, 4, '0'), 'lst_inbox', 'Bulk ' || n"
-        " FROM generate_series(1, 2000) n;"
-        " INSERT INTO todo_users (todo_id, user_id)"
+        bulk_todos(2000, "lst_inbox") + " INSERT INTO todo_users (todo_id, user_id)"
         " SELECT id, 'usr_alice' FROM todos WHERE id LIKE 'tdo_bulk_%';"
         " DELETE FROM relay.events",
     )
