@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import logging
 import signal
-import time
 from datetime import UTC, datetime
 
 import asyncpg
@@ -43,10 +42,6 @@ POOL_SIZE = 4
 BUSY_PAUSE_SECONDS = 0.002
 EVENTS_PER_BUSY_PAUSE = 10
 MAX_BUSY_PAUSE_SECONDS = 0.01
-# While a backlog of deliveries drains and the last look at the outbox found no
-# new event, the next look waits this long: each look costs a statement (about a
-# millisecond) and rounds come every few milliseconds while slots free up.
-QUIET_OUTBOX_SECONDS = 0.005
 
 
 class RelayService:
@@ -60,8 +55,6 @@ class RelayService:
         self._in_flight: dict[asyncio.Task[None], Claim] = {}
         # Set while the last round found more due work than it could take.
         self._backlog = False
-        # When the last look at the outbox found no new event (time.monotonic()).
-        self._outbox_quiet_since: float | None = None
         # With a backlog, wait for this many free slots rather than claim one by one.
         self._refill_at = max(1, min(settings.batch_size, settings.max_in_flight) // 4)
         self._policy = settings.retry_policy
@@ -211,10 +204,7 @@ class RelayService:
         batch_size = self.settings.batch_size
         limit = min(self._free_slots(), batch_size)
 
-        fanned_out = 0
-        if self._outbox_due():
-            fanned_out = await claims.fan_out(connection, batch_size)
-            self._outbox_quiet_since = None if fanned_out else time.monotonic()
+        fanned_out = await claims.fan_out(connection, batch_size)
         claimed, bodies = await self._claim(connection, limit, recorder)
 
         if claimed:
@@ -232,12 +222,6 @@ class RelayService:
             self._in_flight[task] = item
             task.add_done_callback(self._forget)
         return fanned_out, fanned_out == batch_size or len(claimed) == limit
-
-    def _outbox_due(self) -> bool:
-        """Whether this round looks for new events (see QUIET_OUTBOX_SECONDS)."""
-        if not self._backlog or self._outbox_quiet_since is None:
-            return True
-        return time.monotonic() - self._outbox_quiet_since >= QUIET_OUTBOX_SECONDS
 
     async def _claim(
         self, connection: asyncpg.Connection, limit: int, recorder: Recorder
