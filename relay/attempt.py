@@ -42,6 +42,11 @@ def request_headers(claim: Claim, body: bytes) -> dict[str, str]:
         "X-Relay-Delivery": str(claim.delivery_id),
         "X-Relay-Attempt": str(claim.attempt),
     }
+    # Only when they apply, so that an ordinary delivery's headers stay as they were.
+    if claim.replay:
+        headers["X-Relay-Replay"] = str(claim.replay)
+    if claim.backfill_id is not None:
+        headers["X-Relay-Backfill"] = f"bf_{claim.backfill_id}"
     headers.update(
         signing.signature_headers(claim.secret, message_id, int(time.time()), body)
     )

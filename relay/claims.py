@@ -47,13 +47,24 @@ class Claim:
     url: str
     secret: str
     attempt: int
+    # Which replay this is (0: the original run); the retry schedule counts the
+    # attempts since the latest replay, which had ``retry_base`` before it.
+    replay: int = 0
+    retry_base: int = 0
+    # The backfill run that wrote the event, if one did.
+    backfill_id: int | None = None
+
+    @property
+    def retry_position(self) -> int:
+        """The attempt's place in the retry schedule: 1 for a first try."""
+        return self.attempt - self.retry_base
 
     def __repr__(self) -> str:
         # The secret stays out of logs and tracebacks.
         return (
             f"Claim(delivery_id={self.delivery_id}, event_id={self.event_id}, "
             f"event={self.event!r}, webhook_id={self.webhook_id!r}, "
-            f"attempt={self.attempt})"
+            f"attempt={self.attempt}, replay={self.replay})"
         )
 
 
@@ -73,6 +84,8 @@ class AttemptRecord:
     # False when the request never left (its payload could not be built): that
     # says nothing of the receiver's health.
     reached_receiver: bool = True
+    # The exact body sent; None when none could be built.
+    body: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -153,6 +166,9 @@ def claim_of(row: asyncpg.Record) -> Claim:
         url=row["url"],
         secret=row["secret"],
         attempt=row["attempt"],
+        replay=row["replay"],
+        retry_base=row["retry_base"],
+        backfill_id=row["backfill_id"],
     )
 
 
@@ -208,6 +224,8 @@ async def write_attempts(
         [item.response_excerpt for item in records],
         [item.attempted_at for item in records],
         [item.retry_in_seconds for item in records],
+        [None if item.body is None else item.body.decode() for item in records],
+        [item.claim.replay for item in records],
     )
 
 

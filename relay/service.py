@@ -280,7 +280,7 @@ class RelayService:
                         error=reason,
                         response_excerpt=None,
                         attempted_at=datetime.now(UTC),
-                        retry_in_seconds=self._policy.delay_after(item.attempt),
+                        retry_in_seconds=self._policy.delay_after(item.retry_position),
                         reached_receiver=False,
                     )
                 )
@@ -314,7 +314,7 @@ class RelayService:
         request = Request(claim.url, body, attempt.request_headers(claim, body))
         result = await sender.send(request)
 
-        retry_in = attempt.retry_delay(self._policy, claim.attempt, result)
+        retry_in = attempt.retry_delay(self._policy, claim.retry_position, result)
         attempt.log_result(claim, result, retry_in)
         # Synchronous from here on: a cancelled task either recorded or did not.
         recorder.add(
@@ -327,6 +327,7 @@ class RelayService:
                 response_excerpt=result.response_excerpt,
                 attempted_at=result.attempted_at,
                 retry_in_seconds=retry_in,
+                body=body,
             )
         )
 

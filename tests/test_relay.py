@@ -231,6 +231,14 @@ async def test_a_failed_delivery_is_retried_and_every_attempt_recorded(
         (1, "failed", 500, "HTTP 500 from the receiver", "no"),
         (2, "delivered", 200, None, "ok"),
     ]
+    # Each attempt keeps the exact bytes it sent, for `relay deliveries show`.
+    bodies = db.execute(
+        "SELECT body, replay FROM relay.attempts ORDER BY attempt"
+    ).fetchall()
+    assert bodies == [(first.body.decode(), 0), (second.body.decode(), 0)]
+    # Neither a replay nor a backfill: their headers stay away.
+    assert "X-Relay-Replay" not in first.headers
+    assert "X-Relay-Backfill" not in second.headers
 
 
 async def test_no_lock_is_held_while_a_request_is_on_the_wire(

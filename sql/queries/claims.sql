@@ -194,7 +194,8 @@ claimed AS (
     FROM due, relay.events e, relay.webhooks w
     WHERE d.id = due.id AND e.id = d.event_id AND w.id = d.webhook_id
     RETURNING d.id AS delivery_id, d.event_id, e.event, d.webhook_id, w.url,
-              w.secret, d.attempts AS attempt
+              w.secret, d.attempts AS attempt, d.replays AS replay, d.retry_base,
+              e.backfill_id
 ),
 -- As in payloads.sql: each event's values and each webhook's JSON rendered once.
 event_values AS MATERIALIZED (
@@ -224,16 +225,17 @@ WITH result AS (
     SELECT *
     FROM unnest($1::bigint[], $2::integer[], $3::text[], $4::integer[],
                 $5::double precision[], $6::text[], $7::text[], $8::timestamptz[],
-                $9::double precision[])
+                $9::double precision[], $10::text[], $11::integer[])
         AS r (delivery_id, attempt, outcome, status_code, duration_ms, error,
-              response_excerpt, attempted_at, retry_in_seconds)
+              response_excerpt, attempted_at, retry_in_seconds, body, replay)
 ),
 logged AS (
     INSERT INTO relay.attempts (delivery_id, attempt, outcome, status_code,
                                 duration_ms, error, response_excerpt, attempted_at,
-                                retry_delay_seconds)
+                                retry_delay_seconds, body, replay)
     SELECT r.delivery_id, r.attempt, r.outcome, r.status_code, r.duration_ms,
-           r.error, r.response_excerpt, r.attempted_at, r.retry_in_seconds
+           r.error, r.response_excerpt, r.attempted_at, r.retry_in_seconds,
+           r.body, r.replay
     FROM result r
     -- A delivery deleted with its webhook meanwhile has nothing left to record.
     JOIN relay.deliveries d ON d.id = r.delivery_id
