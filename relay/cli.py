@@ -15,6 +15,7 @@ import click
 from relay import db, logformat, migrations, retries
 from relay.cli_options import dsn_option
 from relay.errors import RelayError
+from relay.replay_commands import replay_command
 from relay.settings import Settings
 from relay.webhook_commands import webhooks_group
 
@@ -214,6 +215,7 @@ def demo_command(dsn: str | None) -> None:
 
 
 cli.add_command(webhooks_group)
+cli.add_command(replay_command)
 
 
 def main() -> None:

@@ -1,0 +1,206 @@
+"""Sending again what was delivered or failed: choosing deliveries and replaying them.
+
+A replay makes a delivery pending again, due at once, and counts it in
+``replays``; ``retry_base`` takes its attempts so far, so the retry schedule
+starts afresh and ``X-Relay-Attempt`` goes on counting. Requests of a replayed
+delivery carry the same ``webhook-id`` and ``X-Relay-Replay: <replays>``.
+
+Why the ids are chosen first: the choice must not move while it is carried
+out, so one query takes the ids, in order, and short transactions of a few
+hundred then update them by id. Each update checks the state again, so a
+delivery that became pending meanwhile (replayed by someone else, say) is
+skipped rather than replayed twice. Each transaction rings the doorbell, so a
+running relay sends the first batch while the next is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+
+from relay import events, queries
+from relay.claims import DeliveryId, EventId, WebhookId
+from relay.errors import ConfigError
+
+Connection = psycopg.Connection[Any]
+
+# Deliveries updated per transaction: short enough to hold few row locks briefly.
+BATCH_SIZE = 500
+REPLAYABLE_STATES = ("delivered", "failed")
+# Event names a delivery can have: the catalogue and the health check.
+KNOWN_EVENTS = events.SUBSCRIBABLE_EVENTS | {events.HEALTH_CHECK_EVENT}
+
+
+@dataclass(frozen=True)
+class Criteria:
+    """What the operator chose: deliveries, one event, or a webhook's window.
+
+    Empty or None narrows nothing; no ``states`` means both replayable states.
+    """
+
+    delivery_ids: tuple[DeliveryId, ...] = ()
+    event_id: EventId | None = None
+    webhook_id: WebhookId | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    event_names: tuple[str, ...] = ()
+    states: tuple[str, ...] = ()
+
+    @property
+    def replayable_states(self) -> list[str]:
+        return list(dict.fromkeys(self.states or REPLAYABLE_STATES))
+
+    def check(self) -> None:
+        """A ConfigError when the options do not make one clear choice."""
+        narrowing = self.since or self.until or self.event_names
+        if self.delivery_ids:
+            if self.event_id is not None or self.webhook_id or narrowing or self.states:
+                raise ConfigError(
+                    "--delivery names deliveries exactly: leave out --event,"
+                    " --webhook, --since, --until, --event-name and --state"
+                )
+        elif self.event_id is not None:
+            if narrowing:
+                raise ConfigError(
+                    "--event replays one event: --since, --until and --event-name"
+                    " narrow a --webhook's deliveries instead"
+                )
+        elif not self.webhook_id:
+            if narrowing or self.states:
+                raise ConfigError(
+                    "--since, --until, --event-name and --state narrow a webhook's"
+                    " deliveries: add --webhook ID"
+                )
+            raise ConfigError(
+                "nothing chosen: replay --delivery ID, --event ID or --webhook ID"
+            )
+
+        if self.since and self.until and self.since >= self.until:
+            raise ConfigError("--since must be earlier than --until")
+        for name in self.event_names:
+            if name not in KNOWN_EVENTS:
+                raise ConfigError(
+                    f"unknown event name {name!r}; the README lists the 37 events"
+                    f" and {events.HEALTH_CHECK_EVENT}"
+                )
+        for state in self.states:
+            if state not in REPLAYABLE_STATES:
+                raise ConfigError(
+                    f"cannot replay state {state!r}; choose delivered or failed"
+                )
+
+
+@dataclass(frozen=True)
+class Chosen:
+    """One delivery the criteria met; a pending one is skipped."""
+
+    delivery_id: DeliveryId
+    event_id: EventId
+    event: str
+    webhook_id: WebhookId
+    webhook_enabled: bool
+    state: str
+    # When the event happened: what --since and --until compare.
+    created_at: datetime
+
+    @property
+    def pending(self) -> bool:
+        return self.state == "pending"
+
+
+@dataclass(frozen=True)
+class Replayed:
+    """What a replay did: the deliveries made pending and those left alone."""
+
+    replayed_ids: list[DeliveryId]
+    skipped_ids: list[DeliveryId]
+
+
+def choose(connection: Connection, criteria: Criteria) -> list[Chosen]:
+    """The deliveries ``criteria`` meet, by id; a ConfigError for an unknown id."""
+    criteria.check()
+    named = queries.load("replay")
+    check_known(connection, criteria)
+
+    rows = connection.execute(
+        named["select_deliveries"],
+        {
+            "delivery_ids": list(criteria.delivery_ids) or None,
+            "event_id": criteria.event_id,
+            "webhook_id": criteria.webhook_id,
+            "since": criteria.since,
+            "until": criteria.until,
+            "event_names": list(criteria.event_names),
+            "states": criteria.replayable_states,
+        },
+    ).fetchall()
+    return [Chosen(*row) for row in rows]
+
+
+def check_known(connection: Connection, criteria: Criteria) -> None:
+    named = queries.load("replay")
+    if criteria.delivery_ids:
+        wanted = sorted(set(criteria.delivery_ids))
+        row = connection.execute(named["known_deliveries"], {"ids": wanted}).fetchone()
+        known = set(row[0]) if row else set()
+        unknown = [str(number) for number in wanted if number not in known]
+        if unknown:
+            raise ConfigError(
+                f"unknown delivery {', '.join(unknown)}; a request's"
+                " X-Relay-Delivery header names its delivery"
+            )
+    if criteria.event_id is not None:
+        row = connection.execute(
+            named["event_exists"], {"event_id": criteria.event_id}
+        ).fetchone()
+        if not (row and row[0]):
+            raise ConfigError(
+                f"unknown event {criteria.event_id}; a request's webhook-id header"
+                " names its event (evt_<id>)"
+            )
+    if criteria.webhook_id:
+        row = connection.execute(
+            named["webhook_exists"], {"webhook_id": criteria.webhook_id}
+        ).fetchone()
+        if not (row and row[0]):
+            raise ConfigError(
+                f"unknown webhook {criteria.webhook_id!r}; relay webhooks list"
+                " shows them"
+            )
+
+
+def replay(
+    connection: Connection,
+    chosen: Sequence[Chosen],
+    states: Sequence[str] = REPLAYABLE_STATES,
+    *,
+    on_batch: Callable[[int], None] | None = None,
+    batch_size: int = BATCH_SIZE,
+) -> Replayed:
+    """Make the chosen deliveries in ``states`` pending again, batch by batch.
+
+    ``connection`` must be in autocommit: each batch is a transaction of its own.
+    ``on_batch`` hears how many deliveries each batch covered.
+    """
+    named = queries.load("replay")
+    to_replay = [item.delivery_id for item in chosen if not item.pending]
+    replayed: list[DeliveryId] = []
+
+    for start in range(0, len(to_replay), batch_size):
+        batch = to_replay[start : start + batch_size]
+        with connection.transaction():
+            rows = connection.execute(
+                named["replay_deliveries"], {"ids": batch, "states": list(states)}
+            ).fetchall()
+            connection.execute(named["ring_doorbell"])
+        replayed.extend(DeliveryId(row[0]) for row in rows)
+        if on_batch is not None:
+            on_batch(len(batch))
+
+    done = set(replayed)
+    skipped = [item.delivery_id for item in chosen if item.delivery_id not in done]
+    return Replayed(replayed_ids=sorted(replayed), skipped_ids=skipped)
