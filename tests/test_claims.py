@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -58,3 +59,49 @@ async def test_a_request_that_has_ended_holds_no_slot_while_its_result_waits(
         "SELECT claimed_by, attempts FROM relay.deliveries ORDER BY id"
     ).fetchall()
     assert rows == [("relay-a", 1), ("relay-a", 1)]
+
+
+async def test_a_late_success_from_before_a_replay_does_not_end_the_replay(
+    db: psycopg.Connection[Any], dsn: str, receiver: Receiver
+) -> None:
+    seed_world(db)
+    add_webhook(db, receiver, "/one")
+    change(db, NEW_TODO.format(id="tdo_replayed"))
+    relay = await asyncpg.connect(dsn)
+    try:
+        await claims.fan_out(relay, 100)
+        [stale], _ = await claims.claim(relay, "relay-a", 10, LEASE, per_webhook=1)
+        # Its lease ran out, another relay delivered it, and an operator replayed it.
+        change(
+            db,
+            "UPDATE relay.deliveries SET state = 'pending', replays = 1,"
+            " retry_base = 2, attempts = 2, claimed_by = NULL,"
+            " next_attempt_at = now()",
+        )
+        # Only now does the first relay's success come in.
+        await claims.write_attempts(
+            relay,
+            [
+                claims.AttemptRecord(
+                    claim=stale,
+                    outcome="delivered",
+                    status_code=200,
+                    duration_ms=1.0,
+                    error=None,
+                    response_excerpt="ok",
+                    attempted_at=datetime.now(UTC),
+                    retry_in_seconds=None,
+                    body=b"{}",
+                )
+            ],
+        )
+    finally:
+        await relay.close()
+
+    # The attempt is history; the replay still waits to be sent.
+    assert db.execute(
+        "SELECT state, replays, attempts FROM relay.deliveries"
+    ).fetchall() == [("pending", 1, 2)]
+    assert db.execute(
+        "SELECT attempt, outcome, replay, body FROM relay.attempts"
+    ).fetchall() == [(1, "delivered", 0, "{}")]

@@ -259,6 +259,8 @@ SET state = CASE
 FROM result r
 WHERE d.id = r.delivery_id
     AND d.state = 'pending'
+    -- A result of the run before a replay must not end the replay unsent.
+    AND d.replays = r.replay
     -- A failure reported after the lease ran out must not undo a newer claim.
     AND (r.outcome = 'delivered' OR d.attempts = r.attempt);
 
