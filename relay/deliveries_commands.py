@@ -166,8 +166,8 @@ def write_body(shown: dict[str, Any]) -> None:
 def render_delivery(shown: dict[str, Any]) -> None:
     delivery, event, webhook = shown["delivery"], shown["event"], shown["webhook"]
     click.echo(
-        f"Delivery {delivery['id']}: {delivery['state']}, {delivery['attempts']}"
-        f" attempts, {delivery['replays']} replays"
+        f"Delivery {delivery['id']}: {delivery['state']}; attempts:"
+        f" {delivery['attempts']}; replays: {delivery['replays']}"
     )
     for label, key in (
         ("created", "created_at"),
