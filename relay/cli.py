@@ -14,9 +14,11 @@ import click
 
 from relay import db, logformat, migrations, retries
 from relay.cli_options import dsn_option
+from relay.deliveries_commands import deliveries_group
 from relay.errors import RelayError
 from relay.replay_commands import replay_command
 from relay.settings import Settings
+from relay.status_commands import status_command
 from relay.webhook_commands import webhooks_group
 
 
@@ -216,6 +218,8 @@ def demo_command(dsn: str | None) -> None:
 
 cli.add_command(webhooks_group)
 cli.add_command(replay_command)
+cli.add_command(deliveries_group)
+cli.add_command(status_command)
 
 
 def main() -> None:
