@@ -226,9 +226,15 @@ def main() -> None:
     """Entry point: run the CLI and turn RelayError into one line and a status."""
     debug = "--debug" in sys.argv[1:]
     try:
-        result = cli.main(standalone_mode=False)
+        result = cli.main(standalone_mode=False, prog_name="relay")
+    except click.UsageError as error:
+        # One line, like every other error, with where to read more.
+        where = error.ctx.command_path if error.ctx else "relay"
+        message = " ".join(error.format_message().split())
+        click.echo(f"relay: error: {message} (see '{where} --help')", err=True)
+        sys.exit(error.exit_code)
     except click.ClickException as error:
-        error.show()
+        click.echo(f"relay: error: {error.format_message()}", err=True)
         sys.exit(error.exit_code)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)

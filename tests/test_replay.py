@@ -491,7 +491,8 @@ def test_bad_input_exits_2_with_one_line(
 def test_a_malformed_event_id_is_a_usage_error(dsn: str) -> None:
     result = relay_replay(dsn, "--event", "tdo_1")
 
-    assert result.returncode == 2
-    assert result.stderr.splitlines()[-1] == (
-        "Error: Invalid value for '--event': 'tdo_1' is no event id; write 12 or evt_12"
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == (
+        "relay: error: Invalid value for '--event': 'tdo_1' is no event id;"
+        " write 12 or evt_12 (see 'relay replay --help')\n"
     )
