@@ -16,6 +16,7 @@ from relay import db, logformat, migrations, retries
 from relay.cli_options import dsn_option
 from relay.deliveries_commands import deliveries_group
 from relay.errors import RelayError
+from relay.prune_commands import prune_command
 from relay.replay_commands import replay_command
 from relay.settings import Settings
 from relay.status_commands import status_command
@@ -170,8 +171,26 @@ def migrate(dsn: str | None) -> None:
     show_default=True,
     help="Seconds requests in flight get to finish on SIGTERM.",
 )
+@click.option(
+    "--retention",
+    default="",
+    envvar="RELAY_RETENTION",
+    help="Prune delivered events and attempts older than this (30d); empty: never.",
+)
+@click.option(
+    "--prune-interval",
+    default="1h",
+    envvar="RELAY_PRUNE_INTERVAL",
+    show_default=True,
+    help="Time between two prunes when --retention is set (s, m, h, d).",
+)
 def run(
-    dsn: str | None, retry_schedule: str, disable_after: str, **options: Any
+    dsn: str | None,
+    retry_schedule: str,
+    disable_after: str,
+    retention: str,
+    prune_interval: str,
+    **options: Any,
 ) -> None:
     """Run the relay until SIGTERM or Ctrl-C.
 
@@ -183,6 +202,8 @@ def run(
         dsn=db.check_dsn(dsn),
         retry_schedule=retries.parse_schedule(retry_schedule),
         disable_after=retries.parse_duration(disable_after),
+        retention=retries.parse_duration(retention) if retention.strip() else None,
+        prune_interval=retries.parse_duration(prune_interval),
         **options,
     )
     # Imported here, like the demo: aiohttp is only needed by these two commands.
@@ -220,6 +241,7 @@ cli.add_command(webhooks_group)
 cli.add_command(replay_command)
 cli.add_command(deliveries_group)
 cli.add_command(status_command)
+cli.add_command(prune_command)
 
 
 def main() -> None:

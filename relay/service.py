@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 
-from relay import attempt, claims, db, migrations, payloads, retries
+from relay import attempt, claims, db, migrations, payloads, retention, retries
 from relay.claims import AttemptRecord, Claim, DeliveryId, HealthRules
 from relay.delivery import Outcome, Request, Sender
 from relay.doorbell import Doorbell
@@ -90,6 +90,7 @@ class RelayService:
             recorder_task = asyncio.create_task(recorder.run())
             listener_task = asyncio.create_task(listener.run())
             watchdog_task = asyncio.create_task(self._notifier.keep_watchdog_fed())
+            pruning_task = retention.start(settings, self._stopping)
             try:
                 await self._wait_until_listening(listener)
                 if not self._stopping.is_set():
@@ -103,6 +104,7 @@ class RelayService:
                 await self._drain(pool)
             finally:
                 listener_task.cancel()
+                await retention.finish(pruning_task, settings.shutdown_grace)
                 recorder.close()
                 await self._finish(recorder_task)
                 watchdog_task.cancel()

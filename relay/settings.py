@@ -8,6 +8,7 @@ import socket
 from dataclasses import dataclass, field
 
 from relay.errors import ConfigError
+from relay.prune import check_retention
 from relay.retries import DEFAULT_SCHEDULE, RetryPolicy
 
 # The smallest and largest seconds each duration may take; beyond a week nothing
@@ -20,6 +21,7 @@ DURATION_BOUNDS = {
     "slow_down_delay": (0.0, 86400.0),
     "max_retry_after": (0.0, 7 * 86400.0),
     "disable_after": (0.0, 90 * 86400.0),
+    "prune_interval": (0.1, 7 * 86400.0),
 }
 
 
@@ -53,6 +55,9 @@ class Settings:
     # A claim this old is presumed lost with its relay and becomes due again.
     lease: float = 60.0
     shutdown_grace: float = 10.0
+    # Prune delivered events and old attempts older than this; None: never.
+    retention: float | None = None
+    prune_interval: float = 3600.0
     worker_id: str = field(default_factory=default_worker_id)
 
     def __post_init__(self) -> None:
@@ -64,6 +69,8 @@ class Settings:
                     f"{flag} must be between {low:.15g} and {high:.15g} seconds, "
                     f"not {value}"
                 )
+        if self.retention is not None:
+            check_retention(self.retention, "--retention")
         if self.lease <= self.request_timeout:
             raise ConfigError("--lease must be longer than --request-timeout")
         if not (0.0 <= self.retry_jitter <= 0.5):
