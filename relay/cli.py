@@ -12,10 +12,12 @@ from typing import Any
 
 import click
 
-from relay import db, logformat, migrations, retries
+from relay import db, logformat, retries
 from relay.cli_options import dsn_option
+from relay.dba_commands import migrate_command
 from relay.errors import RelayError
 from relay.settings import Settings
+from relay.trigger_commands import triggers_group
 from relay.webhook_commands import webhooks_group
 
 
@@ -45,23 +47,6 @@ def cli(log_level: str, log_format: str, debug: bool) -> None:
       relay migrate && relay run
     """
     logformat.configure(log_level, log_format)
-
-
-@cli.command()
-@dsn_option
-def migrate(dsn: str | None) -> None:
-    """Install or upgrade the schema, triggers and payload functions.
-
-    \b
-    Example:
-      relay migrate --dsn postgresql://postgres@127.0.0.1:5432/app
-    """
-    applied = migrations.apply_migrations(db.check_dsn(dsn))
-    if applied:
-        click.echo(migrations.CAPTURE_NOTE, err=True)
-        click.echo(f"Applied {len(applied)} migrations: {', '.join(applied)}", err=True)
-    else:
-        click.echo("The database is up to date.", err=True)
 
 
 @cli.command()
@@ -214,6 +199,8 @@ def demo_command(dsn: str | None) -> None:
 
 
 cli.add_command(webhooks_group)
+cli.add_command(migrate_command)
+cli.add_command(triggers_group)
 
 
 def main() -> None:
