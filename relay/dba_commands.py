@@ -111,8 +111,8 @@ def show_migration_status(dsn: str, as_json: bool) -> None:
         )
     if waiting:
         click.echo(
-            f"{len(waiting)} migrations pending: {', '.join(waiting)};"
-            " review them with relay migrate --dry-run, then run relay migrate.",
+            f"Pending: {', '.join(waiting)}; review the SQL with"
+            " relay migrate --dry-run, then run relay migrate.",
             err=True,
         )
         click.get_current_context().exit(NEEDS_ACTION)
@@ -136,7 +136,9 @@ def print_pending_sql(dsn: str, as_json: bool) -> None:
     emit(data, as_json, print_script)
     if waiting:
         click.echo(
-            f"{len(waiting)} migrations would run; nothing was changed.", err=True
+            f"Would run: {', '.join(item.label for item in waiting)};"
+            " nothing was changed.",
+            err=True,
         )
     else:
         click.echo("The database is up to date; nothing would run.", err=True)
@@ -147,9 +149,9 @@ def print_script(data: dict[str, Any]) -> None:
     if not data["migrations"]:
         return
     click.echo(
-        f"-- relay migrate would run {len(data['migrations'])} migrations in this"
-        " order,\n-- each in its own transaction, and record each in"
-        " relay.schema_migrations.\n-- Nothing has been changed."
+        "-- relay migrate would run the migrations below in this order, each in"
+        "\n-- its own transaction, and record each in relay.schema_migrations."
+        "\n-- Nothing has been changed."
     )
     if data["bootstrap"]:
         click.echo("\n-- First, relay migrate's own record of what it applied:")

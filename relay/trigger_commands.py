@@ -30,10 +30,10 @@ CHANGE_COLUMNS = (("table", "TABLE"), ("trigger", "TRIGGER"), ("action", "ACTION
 CHANGED_KEYS = [key for key, _ in CHANGE_COLUMNS]
 
 LOST_CHANGES = (
-    "While capture is uninstalled, changes to these tables are NOT captured:"
-    " no event is written and no webhook will ever hear of them."
+    "While capture is uninstalled, changes to the application's tables are NOT"
+    " captured: no event is written and no webhook will ever hear of them."
     " After relay triggers install, run relay backfill to send events for"
-    " the records as they are."
+    " the records changed meanwhile."
 )
 
 

@@ -23,7 +23,7 @@ import psycopg
 from psycopg import sql
 
 from relay import queries
-from relay.errors import DatabaseError
+from relay.errors import DatabaseError, MigrationError
 
 logger = logging.getLogger(__name__)
 
@@ -121,6 +121,14 @@ class Step:
 
 def read_states(connection: psycopg.Connection[Any]) -> list[TriggerState]:
     """Every catalogued trigger and its state now; capture first."""
+    [catalogue] = connection.execute(
+        "SELECT to_regclass('relay.installed_triggers')"
+    ).fetchone() or (None,)
+    if catalogue is None:
+        raise MigrationError(
+            "this database has no catalogue of relay's triggers"
+            " (migration 0030_trigger_catalogue); run relay migrate first"
+        )
     rows = connection.execute(queries.load("triggers")["trigger_states"])
     return [TriggerState(*row) for row in rows]
 
