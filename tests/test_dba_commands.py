@@ -4,6 +4,8 @@ relay triggers status|install|uninstall, through the real CLI on real databases.
 from __future__ import annotations
 
 import json
+import os
+import pty
 import re
 import subprocess
 import sys
@@ -386,6 +388,39 @@ def test_uninstall_without_a_terminal_or_yes_is_refused(
         " first; without a terminal, add --yes"
     ]
     assert db.execute(RELAY_TRIGGERS).fetchall() == before
+
+
+@pytest.mark.parametrize(("answer", "status", "disabled"), [("y", 0, 39), ("n", 1, 0)])
+def test_uninstall_at_a_terminal_asks_first(
+    db: psycopg.Connection[Any], dsn: str, answer: str, status: int, disabled: int
+) -> None:
+    # A pseudo-terminal as stdin, with the answer already typed.
+    typed, terminal = pty.openpty()
+    os.write(typed, f"{answer}\n".encode())
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "relay", "triggers", "uninstall"],
+            env=relay_environment(dsn),
+            stdin=terminal,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(typed)
+        os.close(terminal)
+
+    assert result.returncode == status
+    assert result.stderr.splitlines()[0].startswith(
+        "This disables 39 triggers on public.comments, public.companies,"
+    )
+    assert "Uninstall capture? [y/N]: " in result.stderr
+    [count] = db.execute(
+        "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'relay\\_%'"
+        " AND tgenabled = 'D'"
+    ).fetchone() or (None,)
+    assert count == disabled
 
 
 def test_install_recreates_dropped_and_altered_triggers_from_the_catalogue(
