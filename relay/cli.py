@@ -12,14 +12,16 @@ from typing import Any
 
 import click
 
-from relay import db, logformat, migrations, retries
+from relay import db, logformat, retries
 from relay.cli_options import dsn_option
+from relay.dba_commands import migrate_command
 from relay.deliveries_commands import deliveries_group
 from relay.errors import RelayError
 from relay.prune_commands import prune_command
 from relay.replay_commands import replay_command
 from relay.settings import Settings
 from relay.status_commands import status_command
+from relay.trigger_commands import triggers_group
 from relay.webhook_commands import webhooks_group
 
 
@@ -49,23 +51,6 @@ def cli(log_level: str, log_format: str, debug: bool) -> None:
       relay migrate && relay run
     """
     logformat.configure(log_level, log_format)
-
-
-@cli.command()
-@dsn_option
-def migrate(dsn: str | None) -> None:
-    """Install or upgrade the schema, triggers and payload functions.
-
-    \b
-    Example:
-      relay migrate --dsn postgresql://postgres@127.0.0.1:5432/app
-    """
-    applied = migrations.apply_migrations(db.check_dsn(dsn))
-    if applied:
-        click.echo(migrations.CAPTURE_NOTE, err=True)
-        click.echo(f"Applied {len(applied)} migrations: {', '.join(applied)}", err=True)
-    else:
-        click.echo("The database is up to date.", err=True)
 
 
 @cli.command()
@@ -242,6 +227,8 @@ cli.add_command(replay_command)
 cli.add_command(deliveries_group)
 cli.add_command(status_command)
 cli.add_command(prune_command)
+cli.add_command(migrate_command)
+cli.add_command(triggers_group)
 
 
 def main() -> None:

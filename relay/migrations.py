@@ -12,12 +12,13 @@ import hashlib
 import logging
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
-from relay import db
+from relay import db, queries
 from relay.errors import MigrationError
 from relay.queries import sql_root
 
@@ -36,7 +37,7 @@ CAPTURE_NOTE = (
 # Any constant works; it only has to be the same for every relay.
 _ADVISORY_LOCK_KEY = 727_274_001
 
-_BOOTSTRAP = """
+BOOTSTRAP = """
 CREATE SCHEMA IF NOT EXISTS relay;
 CREATE TABLE IF NOT EXISTS relay.schema_migrations (
     version integer PRIMARY KEY,
@@ -89,7 +90,7 @@ def apply_migrations(dsn: str, directory: Path | None = None) -> list[str]:
     with db.connect(dsn, autocommit=True) as connection, db.translated_errors(dsn):
         connection.execute("SELECT pg_advisory_lock(%s)", (_ADVISORY_LOCK_KEY,))
         try:
-            connection.execute(_BOOTSTRAP)
+            connection.execute(BOOTSTRAP)
             applied = read_applied(connection)
             check_unchanged(migrations, applied)
 
@@ -155,3 +156,69 @@ def check_unchanged(migrations: list[Migration], applied: dict[int, str]) -> Non
                 f"migration {migration.label} was edited after it was applied; "
                 "restore the file and add a new migration instead"
             )
+
+
+@dataclass(frozen=True)
+class MigrationStatus:
+    """One migration as the disk and the database see it."""
+
+    version: int
+    name: str
+    applied_at: datetime | None
+    # applied, pending, changed on disk (edited after it was applied), or
+    # missing on disk (applied by another version of relay).
+    state: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.version:04d}_{self.name}"
+
+
+def read_recorded(dsn: str) -> list[tuple[int, str, str, datetime]] | None:
+    """Version, name, checksum and time of each applied migration; None before any.
+
+    The session is read-only: looking never changes the database.
+    """
+    with db.connect(dsn) as connection, db.translated_errors(dsn):
+        connection.read_only = True
+        [table] = connection.execute(
+            "SELECT to_regclass('relay.schema_migrations')"
+        ).fetchone() or (None,)
+        if table is None:
+            return None
+        query = queries.load("migrations")["applied_migrations"]
+        return list(connection.execute(query))
+
+
+def status(dsn: str, directory: Path | None = None) -> list[MigrationStatus]:
+    """Every migration on disk or in the database, in version order."""
+    on_disk = {migration.version: migration for migration in discover(directory)}
+    recorded = {row[0]: row for row in read_recorded(dsn) or []}
+
+    found: list[MigrationStatus] = []
+    for version in sorted(on_disk.keys() | recorded.keys()):
+        migration = on_disk.get(version)
+        row = recorded.get(version)
+        if row is None:
+            assert migration is not None
+            found.append(MigrationStatus(version, migration.name, None, "pending"))
+        elif migration is None:
+            found.append(MigrationStatus(version, row[1], row[3], "missing on disk"))
+        else:
+            same = row[2] == migration.checksum
+            state = "applied" if same else "changed on disk"
+            found.append(MigrationStatus(version, migration.name, row[3], state))
+    return found
+
+
+def pending(dsn: str, directory: Path | None = None) -> tuple[list[Migration], bool]:
+    """What relay migrate would apply, and whether it would bootstrap first.
+
+    Refused, like relay migrate itself, when an applied migration was edited.
+    """
+    migrations = discover(directory)
+    recorded = read_recorded(dsn)
+    applied = {row[0]: row[2] for row in recorded or []}
+    check_unchanged(migrations, applied)
+    waiting = [item for item in migrations if item.version not in applied]
+    return waiting, recorded is None

@@ -42,6 +42,7 @@ SHIPPED = [
     "0026_cheaper_capture_calls",
     "0027_replays_and_sent_bodies",
     "0029_status_indexes",
+    "0030_trigger_catalogue",
 ]
 VERSIONS = [int(label[:4]) for label in SHIPPED]
 # The key relay migrate takes turns with; holding it makes the commands queue.
