@@ -13,13 +13,13 @@ import click
 
 from relay import db, migrations
 from relay.cli_options import dsn_option
-from relay.errors import MigrationError
+from relay.errors import NEEDS_ACTION_EXIT, MigrationError
 from relay.output import emit, json_option, print_table
 
 # The status of a check that worked and found something to do (a pending
 # migration, a trigger not as installed), apart from 1 (could not check, or
 # refused) and 2 (bad input), so that a deploy script can tell them apart.
-NEEDS_ACTION = 3
+NEEDS_ACTION = NEEDS_ACTION_EXIT
 
 STATUS_COLUMNS = (
     ("version", "VERSION"),

@@ -1,6 +1,14 @@
-"""The one exception tree of relay; the CLI turns these into one-line errors."""
+"""The one exception tree of relay; the CLI turns these into one-line errors.
+
+Exit statuses of every command: 0 done (or all well), 1 a failure (nothing could
+be checked or done), 2 bad input (nothing was changed), and for the checks
+(``status``, ``migrate --status``, ``triggers status``) 3: checked, and something
+needs an operator.
+"""
 
 from __future__ import annotations
+
+NEEDS_ACTION_EXIT = 3
 
 
 class RelayError(Exception):

@@ -12,6 +12,7 @@ import click
 
 from relay import db, retries, status
 from relay.cli_options import dsn_option
+from relay.errors import NEEDS_ACTION_EXIT
 from relay.output import emit, iso, json_option, print_table
 
 WEBHOOK_COLUMNS = (
@@ -64,13 +65,13 @@ def status_command(
     ignored_webhooks: tuple[str, ...],
     as_json: bool,
 ) -> None:
-    """Show the health of the whole system; exit 1 when something needs attention.
+    """Show the health of the whole system; exit 3 when something needs attention.
 
     Attention: an event or a due delivery waiting longer than --max-backlog-age,
     an enabled webhook that is UNHEALTHY, a webhook the relay disabled (one
     disabled by a person does not count), more failed deliveries than
-    --max-failed. Exit status 0 when all is well, 1 when something needs
-    attention or the database cannot be read, 2 for bad input.
+    --max-failed. Exit status 0 when all is well, 3 when something needs
+    attention, 1 when the database cannot be read, 2 for bad input.
 
     \b
     Example:
@@ -88,7 +89,7 @@ def status_command(
 
     emit(report, as_json, render_status)
     if not report["ok"]:
-        click.get_current_context().exit(1)
+        click.get_current_context().exit(NEEDS_ACTION_EXIT)
 
 
 def render_status(report: dict[str, Any]) -> None:

@@ -149,7 +149,7 @@ def test_a_stuck_backlog_with_no_relay_running_needs_attention(
     table = status(dsn)
     relaxed, _ = status_json(dsn, "--max-backlog-age", "1h")
 
-    assert code == 1
+    assert code == 3
     assert report["ok"] is False
     assert report["problems"] == [
         "the oldest event not fanned out is 12 min old (threshold 5 min):"
@@ -163,7 +163,7 @@ def test_a_stuck_backlog_with_no_relay_running_needs_attention(
     assert 1200 <= deliveries["oldest_due_wait_seconds"] < 1260
     assert 720 <= deliveries["oldest_event_age_seconds"] < 780
     assert report["webhooks"][0]["pending"] == 2
-    assert table.returncode == 1
+    assert table.returncode == 3
     assert table.stdout.splitlines()[:2] == [
         f"ATTENTION: {problem}" for problem in report["problems"]
     ]
@@ -203,7 +203,7 @@ async def test_unhealthy_and_relay_disabled_webhooks_need_attention_not_operator
         " WHERE d.webhook_id = %s AND a.attempt = 8",
         (down,),
     ).fetchone()
-    assert code == 1
+    assert code == 3
     assert report["problems"] == [
         f"webhook {down} (test /down) is UNHEALTHY: 8 failures in a row",
         f"webhook {gone} (test /gone) was disabled by the relay:"
@@ -223,7 +223,7 @@ async def test_unhealthy_and_relay_disabled_webhooks_need_attention_not_operator
     assert by_id[paused]["disabled_by_relay"] is False
     assert report["deliveries"]["held"] == 1
     assert acknowledged == 0
-    assert strict == 1
+    assert strict == 3
     assert strict_report["problems"] == [
         "1 deliveries failed for good (threshold 0):"
         " see relay deliveries list --state failed"
