@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from relay import db, logformat, migrations, retries
+from relay.backfill_commands import backfill_command
 from relay.cli_options import dsn_option
 from relay.errors import RelayError
 from relay.settings import Settings
@@ -214,6 +215,7 @@ def demo_command(dsn: str | None) -> None:
 
 
 cli.add_command(webhooks_group)
+cli.add_command(backfill_command)
 
 
 def main() -> None:

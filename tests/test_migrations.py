@@ -41,6 +41,7 @@ SHIPPED = [
     "0025_drop_unused_due_index",
     "0026_cheaper_capture_calls",
     "0027_replays_and_sent_bodies",
+    "0028_backfills",
 ]
 VERSIONS = [int(label[:4]) for label in SHIPPED]
 # The key relay migrate takes turns with; holding it makes the commands queue.
