@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from relay import backfill, db
+from relay import backfill, backfill_plans, db
 from relay.cli_options import dsn_option
 from relay.errors import RelayError
 from relay.output import Progress, emit, json_option, print_table
@@ -89,15 +89,15 @@ def backfill_command(
         raise click.UsageError("give the webhook to backfill: --webhook wh_...")
 
     with db.connect(db.check_dsn(dsn), autocommit=True) as connection:
-        webhook = backfill.find_webhook(connection, webhook_id)
-        request = backfill.Request(
+        webhook = backfill_plans.find_webhook(connection, webhook_id)
+        request = backfill_plans.Request(
             webhook=webhook,
-            kinds=backfill.choose_kinds(webhook.events, events),
+            kinds=backfill_plans.choose_kinds(webhook.events, events),
             narrowed=bool(events),
             restart=restart,
         )
         if dry_run:
-            show_plan(*backfill.plan(connection, request), request, as_json)
+            show_plan(*backfill_plans.plan(connection, request), request, as_json)
             return
         run, resumed = backfill.start(connection, request)
         announce(run, resumed)
@@ -106,7 +106,7 @@ def backfill_command(
     emit({**finished.as_dict(), "resumed": resumed}, as_json, render_run)
 
 
-def announce(run: backfill.Run, resumed: bool) -> None:
+def announce(run: backfill_plans.Run, resumed: bool) -> None:
     if resumed:
         click.echo(
             f"Resuming backfill {run.label} of {run.webhook_id}"
@@ -122,8 +122,11 @@ def announce(run: backfill.Run, resumed: bool) -> None:
 
 
 def run_with_progress(
-    connection: Any, webhook: backfill.Webhook, run: backfill.Run, pace: backfill.Pace
-) -> backfill.Run:
+    connection: backfill.Connection,
+    webhook: backfill_plans.Webhook,
+    run: backfill_plans.Run,
+    pace: backfill.Pace,
+) -> backfill_plans.Run:
     progress = Progress(
         f"backfill {run.label}", run.total, unit="records", initial=run.events_written
     )
@@ -142,9 +145,9 @@ def render_run(data: dict[str, Any]) -> None:
 
 
 def show_plan(
-    run: backfill.Run | None,
+    run: backfill_plans.Run | None,
     counts: dict[str, int],
-    request: backfill.Request,
+    request: backfill_plans.Request,
     as_json: bool,
 ) -> None:
     data = {
@@ -168,7 +171,7 @@ def render_plan(data: dict[str, Any]) -> None:
 
 def show_status(dsn: str, webhook_id: str | None, as_json: bool) -> None:
     with db.connect(dsn) as connection:
-        runs = backfill.list_runs(connection, webhook_id)
+        runs = backfill_plans.list_runs(connection, webhook_id)
     emit(
         [run.as_dict() for run in runs],
         as_json,

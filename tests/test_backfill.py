@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from relay import backfill, webhooks
+from relay import backfill_plans, webhooks
 from relay.errors import ConfigError
 from relay.receiver import ReceivedRequest, Receiver
 from tests.support import (
@@ -92,14 +92,16 @@ def received(requests: list[ReceivedRequest]) -> set[tuple[str, str]]:
 
 
 def test_the_kinds_follow_the_webhook_and_the_operator() -> None:
-    every = backfill.CREATION_KINDS
+    every = backfill_plans.CREATION_KINDS
 
-    assert backfill.choose_kinds([], []) == every
-    assert backfill.choose_kinds(["TODO_CREATED", "TODO_DELETED"], []) == (
+    assert backfill_plans.choose_kinds([], []) == every
+    assert backfill_plans.choose_kinds(["TODO_CREATED", "TODO_DELETED"], []) == (
         "TODO_CREATED",
     )
     # Parents first, whatever order the names were given in.
-    assert backfill.choose_kinds([], ["COMMENT_CREATED", "TODO_LIST_CREATED"]) == (
+    assert backfill_plans.choose_kinds(
+        [], ["COMMENT_CREATED", "TODO_LIST_CREATED"]
+    ) == (
         "TODO_LIST_CREATED",
         "COMMENT_CREATED",
     )
@@ -110,7 +112,7 @@ def test_the_kinds_follow_the_webhook_and_the_operator() -> None:
         (["TODO_DELETED"], [], "receives no creation event"),
     ]:
         with pytest.raises(ConfigError, match=reason):
-            backfill.choose_kinds(subscribed, asked)
+            backfill_plans.choose_kinds(subscribed, asked)
 
 
 async def test_a_backfilled_creation_is_byte_for_byte_the_live_one(
@@ -231,7 +233,7 @@ async def test_scope_and_filters_decide_what_each_webhook_gets(
         " GROUP BY event ORDER BY 2",
         (every,),
     ).fetchall()
-    assert [event for event, _ in first_ids] == list(backfill.CREATION_KINDS)
+    assert [event for event, _ in first_ids] == list(backfill_plans.CREATION_KINDS)
 
 
 async def test_a_dry_run_counts_and_changes_nothing(

@@ -42,12 +42,13 @@ RETURNING id, webhook_id, kinds, phase, cursor, cutoff, state, events_written,
           total, started_at, updated_at, finished_at;
 
 -- name: count_records
--- Records of one kind in the projects given, past the cursor, created by the cutoff.
+-- Records of one kind in the projects given, past the cursor, created by the
+-- cutoff (a null cutoff: by now, as a run started now would count them).
 SELECT count(*)
 FROM relay.creation_events_v1 r
 WHERE r.event = %(kind)s
     AND r.entity_id > %(cursor)s
-    AND r.record_created_at <= %(cutoff)s
+    AND r.record_created_at <= coalesce(%(cutoff)s::timestamptz, now())
     AND r.project_id = ANY (%(project_ids)s);
 
 -- name: set_total
