@@ -72,12 +72,15 @@ def start(connection: Connection, request: Request) -> tuple[Run, bool]:
     """
     named = queries.load("backfill")
     webhook = request.webhook
-    taken = connection.execute(named["take_webhook"], {"webhook_id": webhook.id})
-    if taken.fetchone() != (True,):
+    try:
+        with connection.transaction():
+            connection.execute(named["limit_lock_wait"])
+            connection.execute(named["take_webhook"], {"webhook_id": webhook.id})
+    except psycopg.errors.LockNotAvailable:
         raise RelayError(
             f"another relay backfill of {webhook.id} is running; wait for it,"
             " or stop it and run this again"
-        )
+        ) from None
 
     with connection.transaction():
         run = run_to_resume(connection, request)

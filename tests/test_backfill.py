@@ -322,7 +322,7 @@ def test_bad_input_is_one_line_and_status_2(
     ).fetchone() == (0,)
 
 
-async def test_ctrl_c_stops_a_run_that_restart_replaces(
+async def test_one_process_per_webhook_ctrl_c_stops_it_and_restart_replaces_it(
     db: psycopg.Connection[Any], dsn: str, receiver: Receiver
 ) -> None:
     seed_world(db)
@@ -333,12 +333,20 @@ async def test_ctrl_c_stops_a_run_that_restart_replaces(
         dsn, "--webhook", webhook_id, "--chunk-size", "1", "--max-pending", "1"
     )
     await eventually(lambda: written_so_far(db) == 2)
+    second_process = await run_backfill(dsn, "--webhook", webhook_id)
     waiting.send_signal(signal.SIGINT)
     async with asyncio.timeout(15):
         _, stderr = await waiting.communicate()
     [(first, *_)] = runs(db)
     status_json = relay_command("backfill", "--status", "--json", dsn=dsn)
 
+    # One process per webhook: a second one gives up after a few seconds.
+    assert second_process == (
+        1,
+        "",
+        f"relay: error: another relay backfill of {webhook_id} is running;"
+        " wait for it, or stop it and run this again\n",
+    )
     assert waiting.returncode == 1
     assert stderr.decode().splitlines()[-1] == (
         f"relay: error: interrupted: backfill bf_{first} stopped at 2 of 9;"

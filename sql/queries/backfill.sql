@@ -17,9 +17,14 @@ JOIN public.projects p
 WHERE w.id = %(webhook_id)s
     AND (cardinality(w.project_ids) = 0 OR p.id = ANY (w.project_ids));
 
+-- name: limit_lock_wait
+-- How long to wait for the webhook below: long enough for the session of a
+-- process just killed to end, short enough to refuse a live one soon.
+SELECT set_config('lock_timeout', '5s', true);
+
 -- name: take_webhook
 -- One backfill process per webhook: a session lock, gone when the session ends.
-SELECT pg_try_advisory_lock(7250432, hashtext(%(webhook_id)s));
+SELECT pg_advisory_lock(7250432, hashtext(%(webhook_id)s));
 
 -- name: find_unfinished_run
 -- The webhook's run that has not finished, if any.
