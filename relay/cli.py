@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from relay import db, logformat, retries
+from relay.backfill_commands import backfill_command
 from relay.cli_options import dsn_option
 from relay.dba_commands import migrate_command
 from relay.deliveries_commands import deliveries_group
@@ -229,6 +230,7 @@ cli.add_command(status_command)
 cli.add_command(prune_command)
 cli.add_command(migrate_command)
 cli.add_command(triggers_group)
+cli.add_command(backfill_command)
 
 
 def main() -> None:

@@ -41,6 +41,7 @@ SHIPPED = [
     "0025_drop_unused_due_index",
     "0026_cheaper_capture_calls",
     "0027_replays_and_sent_bodies",
+    "0028_backfills",
     "0029_status_indexes",
     "0030_trigger_catalogue",
 ]

@@ -4,7 +4,7 @@
 -- Turn a batch of new events into one delivery per webhook that wants the event.
 WITH batch AS (
     SELECT e.id, e.event, e.company_id, e.project_id, e.created_at, e.todo_id,
-           e.todo_list_ids, e.changed_fields, e.for_webhook_id,
+           e.todo_list_ids, e.changed_fields, e.for_webhook_id, e.backfill_id,
            -- Who was a member of the project when a delete took it away: its
            -- project_users rows went with it.
            e.previous_value #> '{_context,project,_member_ids}' AS departed_member_ids,
@@ -43,12 +43,16 @@ wanted AS (
     -- A health check goes to its one webhook, whatever it subscribes to.
     SELECT batch.id AS event_id, w.id AS webhook_id
     FROM batch
-    JOIN relay.webhooks w ON w.id = batch.for_webhook_id AND w.enabled
+    JOIN relay.webhooks w
+        ON w.id = batch.for_webhook_id AND batch.backfill_id IS NULL AND w.enabled
     UNION ALL
+    -- A live event goes to every webhook that wants it; a backfill event only to
+    -- the webhook of its run, if that one wants it by the same rules.
     SELECT batch.id, w.id
     FROM batch
     JOIN relay.webhooks w
-        ON batch.for_webhook_id IS NULL
+        ON (batch.for_webhook_id IS NULL
+            OR batch.backfill_id IS NOT NULL AND w.id = batch.for_webhook_id)
         AND w.enabled
         -- A webhook receives what happens from its creation on.
         AND w.created_at <= batch.created_at
