@@ -315,7 +315,9 @@ def test_bad_input_is_one_line_and_status_2(
     ):
         result = relay_command("backfill", *usage, dsn=dsn)
         assert result.returncode == 2, usage
-        assert "Usage:" in result.stderr
+        [line] = result.stderr.splitlines()
+        assert line.startswith("relay: error: ")
+        assert line.endswith("(see 'relay backfill --help')")
     assert runs(db) == []
     assert db.execute(
         "SELECT count(*) FROM relay.events WHERE backfill_id IS NOT NULL"
