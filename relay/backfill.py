@@ -91,7 +91,11 @@ def start(connection: Connection, request: Request) -> tuple[Run, bool]:
             with connection.cursor(row_factory=dict_row) as cursor:
                 row = cursor.execute(
                     named["start_run"],
-                    {"webhook_id": webhook.id, "kinds": list(request.kinds)},
+                    {
+                        "webhook_id": webhook.id,
+                        "kinds": list(request.kinds),
+                        "cutoff": request.cutoff,
+                    },
                 ).fetchone()
             assert row is not None
             run = Run.from_row(row)

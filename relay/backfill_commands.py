@@ -52,6 +52,14 @@ RUN_COLUMNS = (
     show_default=True,
     help="Events of the run the relay may have unfinished before the next chunk.",
 )
+@click.option(
+    "--cutoff",
+    type=click.Choice(["webhook", "now"]),
+    default="webhook",
+    show_default=True,
+    help="Records created by the webhook's creation (it received later ones live),"
+    " or by now (after capture was off; records it already has come again).",
+)
 @click.option("--restart", is_flag=True, help="Cancel an unfinished run; start anew.")
 @click.option("--dry-run", is_flag=True, help="Count the records; write nothing.")
 @click.option("--status", is_flag=True, help="List the runs and their progress.")
@@ -62,6 +70,7 @@ def backfill_command(
     events: tuple[str, ...],
     chunk_size: int,
     max_pending: int,
+    cutoff: str,
     restart: bool,
     dry_run: bool,
     status: bool,
@@ -95,6 +104,7 @@ def backfill_command(
             kinds=backfill_plans.choose_kinds(webhook.events, events),
             narrowed=bool(events),
             restart=restart,
+            up_to_now=cutoff == "now",
         )
         if dry_run:
             show_plan(*backfill_plans.plan(connection, request), request, as_json)

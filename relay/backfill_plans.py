@@ -38,6 +38,8 @@ class Webhook:
     events: tuple[str, ...]
     # The projects of its scope: the creator's, narrowed by its project filter.
     scope_project_ids: tuple[str, ...]
+    # What was created after this reached it as live events.
+    created_at: datetime
 
 
 @dataclass(frozen=True)
@@ -126,7 +128,7 @@ def find_webhook(connection: Connection, webhook_id: str) -> Webhook:
     ).fetchone()
     if row is None:
         raise ConfigError(f"unknown webhook {webhook_id!r}")
-    _, enabled, events, creator_id = row
+    _, enabled, events, creator_id, created_at = row
     if not enabled:
         raise ConfigError(
             f"webhook {webhook_id} is disabled: enable it first"
@@ -141,7 +143,10 @@ def find_webhook(connection: Connection, webhook_id: str) -> Webhook:
     ).fetchone()
     assert scope is not None
     return Webhook(
-        id=webhook_id, events=tuple(events), scope_project_ids=tuple(scope[0])
+        id=webhook_id,
+        events=tuple(events),
+        scope_project_ids=tuple(scope[0]),
+        created_at=created_at,
     )
 
 
@@ -195,6 +200,15 @@ class Request:
     # True when --event named the kinds: a run to resume must cover the same.
     narrowed: bool = False
     restart: bool = False
+    # True: every record that exists now, also those created since the webhook
+    # (which it received live, unless capture was off). False: those created by
+    # the webhook's creation, so that none arrives twice.
+    up_to_now: bool = False
+
+    @property
+    def cutoff(self) -> datetime | None:
+        """Records created by when; None for now."""
+        return None if self.up_to_now else self.webhook.created_at
 
 
 def run_to_resume(connection: Connection, request: Request) -> Run | None:
@@ -216,7 +230,9 @@ def plan(connection: Connection, request: Request) -> tuple[Run | None, dict[str
     the records per kind it would write."""
     run = run_to_resume(connection, request)
     if run is None:
-        return None, remaining(connection, request.webhook, request.kinds)
+        return None, remaining(
+            connection, request.webhook, request.kinds, cutoff=request.cutoff
+        )
     return run, remaining_of(connection, request.webhook, run)
 
 

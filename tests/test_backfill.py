@@ -128,7 +128,10 @@ async def test_a_backfilled_creation_is_byte_for_byte_the_live_one(
             " VALUES ('tdo_live', 'lst_inbox', 'Ship it', '<p>x</p>', 1.25)",
         )
         [live] = await receiver.wait_for(1, path="/hook")
-        status, stdout, _ = await run_backfill(dsn, "--webhook", webhook_id, "--json")
+        # By now: tdo_live too, although it arrived live (as after capture was off).
+        status, stdout, _ = await run_backfill(
+            dsn, "--webhook", webhook_id, "--cutoff", "now", "--json"
+        )
         requests = await receiver.wait_for(4, path="/hook")
 
     assert status == 0
@@ -234,6 +237,37 @@ async def test_scope_and_filters_decide_what_each_webhook_gets(
         (every,),
     ).fetchall()
     assert [event for event, _ in first_ids] == list(backfill_plans.CREATION_KINDS)
+
+
+async def test_by_default_what_the_webhook_received_live_is_left_out(
+    db: psycopg.Connection[Any], dsn: str, receiver: Receiver
+) -> None:
+    seed_world(db)
+    webhook_id, _ = add_webhook(db, receiver, "/hook", events=["TODO_CREATED"])
+    change(
+        db,
+        "INSERT INTO todos (id, todo_list_id, title)"
+        " VALUES ('tdo_after', 'lst_inbox', 'x')",
+    )
+
+    plans = [
+        await run_backfill(dsn, "--webhook", webhook_id, "--dry-run", "--json", *extra)
+        for extra in ([], ["--cutoff", "now"])
+    ]
+
+    counts = [json.loads(stdout)["kinds"] for _, stdout, _ in plans]
+    assert counts == [
+        [{"event": "TODO_CREATED", "records": 2}],  # tdo_base, tdo_bare
+        [{"event": "TODO_CREATED", "records": 3}],  # and tdo_after
+    ]
+    async with running_relay(dsn):
+        status, stdout, _ = await run_backfill(dsn, "--webhook", webhook_id, "--json")
+        requests = await receiver.wait_for(3, path="/hook")
+    assert (status, json.loads(stdout)["eventsWritten"]) == (0, 2)
+    assert sorted(
+        (r.payload["currentValue"]["id"], "X-Relay-Backfill" in r.headers)
+        for r in requests
+    ) == [("tdo_after", False), ("tdo_bare", True), ("tdo_base", True)]
 
 
 async def test_a_dry_run_counts_and_changes_nothing(

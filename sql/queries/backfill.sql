@@ -1,8 +1,11 @@
 -- Queries of relay/backfill.py (psycopg: named %(parameters)s).
 
 -- name: find_webhook
--- The webhook to backfill: is it enabled, what it subscribes to, who made it.
-SELECT id, enabled, events, created_by_id FROM relay.webhooks WHERE id = %(webhook_id)s;
+-- The webhook to backfill: is it enabled, what it subscribes to, who made it and
+-- when (what was created after that reached it live).
+SELECT id, enabled, events, created_by_id, created_at
+FROM relay.webhooks
+WHERE id = %(webhook_id)s;
 
 -- name: scope_projects
 -- The projects whose records the webhook may see: its creator's memberships in
@@ -40,9 +43,10 @@ SET state = 'cancelled', finished_at = now(), updated_at = now()
 WHERE id = %(run_id)s AND state = 'running';
 
 -- name: start_run
--- A new run of these kinds, covering the records that exist now.
+-- A new run of these kinds, covering the records created by the cutoff (null:
+-- every record that exists now).
 INSERT INTO relay.backfills (webhook_id, kinds, cutoff)
-VALUES (%(webhook_id)s, %(kinds)s, now())
+VALUES (%(webhook_id)s, %(kinds)s, coalesce(%(cutoff)s::timestamptz, now()))
 RETURNING id, webhook_id, kinds, phase, cursor, cutoff, state, events_written,
           total, started_at, updated_at, finished_at;
 
