@@ -118,6 +118,8 @@ class Replayed:
 
     replayed_ids: list[DeliveryId]
     skipped_ids: list[DeliveryId]
+    # Pending deliveries whose next retry was brought forward to now.
+    retried_ids: list[DeliveryId]
 
 
 def choose(connection: Connection, criteria: Criteria) -> list[Chosen]:
@@ -180,27 +182,58 @@ def replay(
     *,
     on_batch: Callable[[int], None] | None = None,
     batch_size: int = BATCH_SIZE,
+    retry_pending: bool = False,
 ) -> Replayed:
     """Make the chosen deliveries in ``states`` pending again, batch by batch.
 
-    ``connection`` must be in autocommit: each batch is a transaction of its own.
-    ``on_batch`` hears how many deliveries each batch covered.
+    With ``retry_pending``, the chosen pending deliveries that wait for a retry
+    become due now instead of being skipped. ``connection`` must be in
+    autocommit: each batch is a transaction of its own. ``on_batch`` hears how
+    many deliveries each batch covered.
     """
     named = queries.load("replay")
     to_replay = [item.delivery_id for item in chosen if not item.pending]
-    replayed: list[DeliveryId] = []
+    replayed = update_in_batches(
+        connection,
+        named["replay_deliveries"],
+        to_replay,
+        {"states": list(states)},
+        on_batch,
+        batch_size,
+    )
+    retried: list[DeliveryId] = []
+    if retry_pending:
+        waiting = [item.delivery_id for item in chosen if item.pending]
+        retried = update_in_batches(
+            connection, named["retry_pending_now"], waiting, {}, on_batch, batch_size
+        )
 
-    for start in range(0, len(to_replay), batch_size):
-        batch = to_replay[start : start + batch_size]
+    done = set(replayed) | set(retried)
+    skipped = [item.delivery_id for item in chosen if item.delivery_id not in done]
+    return Replayed(
+        replayed_ids=sorted(replayed), skipped_ids=skipped, retried_ids=sorted(retried)
+    )
+
+
+def update_in_batches(
+    connection: Connection,
+    statement: str,
+    ids: Sequence[DeliveryId],
+    parameters: dict[str, Any],
+    on_batch: Callable[[int], None] | None,
+    batch_size: int,
+) -> list[DeliveryId]:
+    """Run ``statement`` over ``ids``, a transaction per batch that also rings
+    the doorbell; return the ids it changed."""
+    changed: list[DeliveryId] = []
+    for start in range(0, len(ids), batch_size):
+        batch = list(ids[start : start + batch_size])
         with connection.transaction():
             rows = connection.execute(
-                named["replay_deliveries"], {"ids": batch, "states": list(states)}
+                statement, {"ids": batch, **parameters}
             ).fetchall()
-            connection.execute(named["ring_doorbell"])
-        replayed.extend(DeliveryId(row[0]) for row in rows)
+            connection.execute(queries.load("replay")["ring_doorbell"])
+        changed.extend(DeliveryId(row[0]) for row in rows)
         if on_batch is not None:
             on_batch(len(batch))
-
-    done = set(replayed)
-    skipped = [item.delivery_id for item in chosen if item.delivery_id not in done]
-    return Replayed(replayed_ids=sorted(replayed), skipped_ids=skipped)
+    return changed

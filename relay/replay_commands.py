@@ -84,6 +84,11 @@ def deliveries(count: int) -> str:
     help="Only deliveries in this state; repeat it. Default: both.",
 )
 @click.option(
+    "--retry-pending",
+    is_flag=True,
+    help="Also make chosen pending deliveries that wait for a retry due now.",
+)
+@click.option(
     "--dry-run", is_flag=True, help="List what would be sent; change nothing."
 )
 @click.option("--yes", is_flag=True, help="Do not ask, however many are chosen.")
@@ -104,6 +109,7 @@ def replay_command(
     until: datetime | None,
     event_names: tuple[str, ...],
     states: tuple[str, ...],
+    retry_pending: bool,
     dry_run: bool,
     yes: bool,
     confirm_above: int,
@@ -113,14 +119,17 @@ def replay_command(
 
     Choose exactly one: --delivery (repeatable); --event, optionally for one
     --webhook; or --webhook with --since, --until, --event-name and --state.
-    Pending deliveries are already going to be sent: they are skipped. A
-    replayed request carries the same webhook-id and X-Relay-Replay.
+    Pending deliveries are already going to be sent: they are skipped, or with
+    --retry-pending their next retry is now. A replayed request carries the
+    same webhook-id and X-Relay-Replay.
 
     \b
     Example:
       relay replay --webhook wh_0123456789abcdef0123 --since 2026-12-03T10:00Z \\
         --until 2026-12-03T12:00Z --state failed --dry-run
       relay replay --event evt_4711 --yes
+      relay replay --webhook wh_0123456789abcdef0123 --state failed \\
+        --since 1d --retry-pending --yes
     """
     criteria = replay.Criteria(
         delivery_ids=tuple(DeliveryId(number) for number in delivery_ids),
@@ -135,10 +144,10 @@ def replay_command(
 
     with db.connect(db.check_dsn(dsn), autocommit=True) as connection:
         chosen = replay.choose(connection, criteria)
-        to_replay = [item for item in chosen if not item.pending]
+        to_replay = [item for item in chosen if retry_pending or not item.pending]
         if dry_run:
             warn_disabled(to_replay)
-            show_dry_run(chosen, len(to_replay), as_json)
+            show_dry_run(chosen, len(to_replay), as_json, retry_pending)
             return
         if len(to_replay) > confirm_above and not yes:
             confirm(to_replay, confirm_above)
@@ -149,9 +158,10 @@ def replay_command(
                 chosen,
                 criteria.replayable_states,
                 on_batch=progress.advance,
+                retry_pending=retry_pending,
             )
 
-    done = set(replayed.replayed_ids)
+    done = set(replayed.replayed_ids) | set(replayed.retried_ids)
     disabled = warn_disabled([item for item in chosen if item.delivery_id in done])
     summary = {
         "replayed": len(replayed.replayed_ids),
@@ -160,10 +170,15 @@ def replay_command(
         "skipped_ids": replayed.skipped_ids,
         "disabled_webhooks": disabled,
     }
+    if retry_pending:
+        summary["retried_now"] = len(replayed.retried_ids)
+        summary["retried_now_ids"] = replayed.retried_ids
     emit(summary, as_json, render_summary)
 
 
-def show_dry_run(chosen: list[replay.Chosen], count: int, as_json: bool) -> None:
+def show_dry_run(
+    chosen: list[replay.Chosen], count: int, as_json: bool, retry_pending: bool
+) -> None:
     rows = [asdict(item) for item in chosen]
     for row in rows:
         del row["webhook_enabled"]
@@ -176,6 +191,9 @@ def show_dry_run(chosen: list[replay.Chosen], count: int, as_json: bool) -> None
 
     def render(data: dict[str, Any]) -> None:
         print_table(data["deliveries"], COLUMNS, empty="No delivery matches.")
+        if retry_pending:
+            click.echo(f"Would replay or retry now {deliveries(data['would_replay'])}.")
+            return
         click.echo(
             f"Would replay {deliveries(data['would_replay'])}"
             f" ({data['skipped']:,} skipped: still pending)."
@@ -213,6 +231,13 @@ def warn_disabled(replayed: list[replay.Chosen]) -> list[str]:
 
 
 def render_summary(summary: dict[str, Any]) -> None:
+    if "retried_now" in summary:
+        click.echo(
+            f"Replayed {deliveries(summary['replayed'])}; retrying"
+            f" {deliveries(summary['retried_now'])} now"
+            f" ({summary['skipped']:,} skipped: in flight or due already)."
+        )
+        return
     click.echo(
         f"Replayed {deliveries(summary['replayed'])}"
         f" ({summary['skipped']:,} skipped: still pending)."

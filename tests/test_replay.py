@@ -496,3 +496,42 @@ def test_a_malformed_event_id_is_a_usage_error(dsn: str) -> None:
         "relay: error: Invalid value for '--event': 'tdo_1' is no event id;"
         " write 12 or evt_12 (see 'relay replay --help')\n"
     )
+
+
+async def test_retry_pending_brings_a_waiting_retry_forward_without_a_replay(
+    db: psycopg.Connection[Any], dsn: str, receiver: Receiver
+) -> None:
+    seed_world(db)
+    webhook_id, _ = add_webhook(db, receiver, "/hook")
+    receiver.answer("/hook", 500)
+
+    # The next retry is an hour away: only --retry-pending brings it before then.
+    async with running_relay(dsn, retry_schedule=(3600.0,)):
+        change(db, NEW_TODO.format(id="tdo_waiting"))
+        await receiver.wait_for(1, path="/hook")
+        await eventually(
+            lambda: db.execute("SELECT count(*) FROM relay.attempts").fetchone() == (1,)
+        )
+        skipped = await replay_while_relaying(dsn, "--webhook", webhook_id, "--json")
+        result = await replay_while_relaying(
+            dsn, "--webhook", webhook_id, "--retry-pending", "--json"
+        )
+        await eventually(lambda: all_delivered(db, expected=1))
+
+    assert json.loads(skipped.stdout)["skipped"] == 1
+    [(delivery,)] = db.execute("SELECT id FROM relay.deliveries").fetchall()
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {
+        "replayed": 0,
+        "skipped": 0,
+        "replayed_ids": [],
+        "skipped_ids": [],
+        "disabled_webhooks": [],
+        "retried_now": 1,
+        "retried_now_ids": [delivery],
+    }
+    first, second = receiver.on("/hook")
+    assert (first.status_sent, second.status_sent) == (500, 200)
+    assert second.headers["X-Relay-Attempt"] == "2"
+    assert "X-Relay-Replay" not in second.headers
+    assert replay_columns(db) == [(delivery, "delivered", 2, 0, 0)]

@@ -52,6 +52,19 @@ WHERE id = ANY (%(ids)s::bigint[])
     AND state = ANY (%(states)s::text[])
 RETURNING id;
 
+-- name: retry_pending_now
+-- Bring forward the next retry of these pending deliveries: due now, as if their
+-- wait were over. Not a replay: no X-Relay-Replay, the schedule goes on. One a
+-- relay holds (in flight) or that is due already is left alone.
+UPDATE relay.deliveries
+SET next_attempt_at = now(),
+    updated_at = now()
+WHERE id = ANY (%(ids)s::bigint[])
+    AND state = 'pending'
+    AND claimed_by IS NULL
+    AND next_attempt_at > now()
+RETURNING id;
+
 -- name: ring_doorbell
 -- Wake a sleeping relay at commit, as capture does (0020, 0026): only while the
 -- doorbell is armed. Run after the update, so that a relay arming meanwhile sees
