@@ -9,6 +9,7 @@ from typing import Any
 import click
 import psycopg
 import pytest
+from click.testing import CliRunner
 
 from relay import migrations
 from relay.cli import cli, run
@@ -257,3 +258,23 @@ def test_a_dsn_password_never_appears_in_stderr(
     assert traced.returncode != 0
     assert "Traceback" in traced.stderr
     assert PASSWORD not in traced.stderr
+
+
+def every_command(group: click.Group, path: list[str]) -> list[list[str]]:
+    found = []
+    for name, command in sorted(group.commands.items()):
+        if isinstance(command, click.Group):
+            found += every_command(command, [*path, name])
+        else:
+            found.append([*path, name])
+    return found
+
+
+@pytest.mark.parametrize("command", every_command(cli, []), ids=" ".join)
+def test_every_command_shows_an_example_in_its_help(command: list[str]) -> None:
+    result = CliRunner().invoke(cli, [*command, "--help"])
+
+    assert result.exit_code == 0
+    assert "Example:\n    relay " in result.output or (
+        "Example:\n    DATABASE_URL=" in result.output
+    )

@@ -15,12 +15,10 @@ from typing import Any
 
 import psycopg
 import pytest
-from click.testing import CliRunner
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from relay import migrations
-from relay.cli import cli
 from relay.output import cell, iso
 from tests.support import relay_command, relay_environment, seed_world
 from tests.test_migrations import SHIPPED
@@ -516,19 +514,3 @@ def test_triggers_status_on_a_database_without_the_catalogue_says_migrate(
         "relay: error: this database has no catalogue of relay's triggers"
         " (migration 0030_trigger_catalogue); run relay migrate first"
     ]
-
-
-@pytest.mark.parametrize(
-    "command",
-    [
-        ["migrate"],
-        ["triggers", "status"],
-        ["triggers", "install"],
-        ["triggers", "uninstall"],
-    ],
-)
-def test_every_command_shows_an_example_in_its_help(command: list[str]) -> None:
-    result = CliRunner().invoke(cli, [*command, "--help"])
-
-    assert result.exit_code == 0
-    assert "Example:\n    relay " in result.output
