@@ -15,7 +15,8 @@ from relay import migrations
 from relay.cli import cli, run
 from tests.support import relay_command
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
 # A row of the README's table of `relay run` options: option, variable, ...
 OPTION_ROW = re.compile(r"^\| `(--[a-z-]+)` \| `([A-Z_]+)` \|")
 
@@ -154,6 +155,10 @@ def test_every_option_of_run_has_the_variable_of_the_same_name() -> None:
     assert variables == documented_options()
     assert len(variables) == len(run.params)
     assert variables["--max-in-flight-per-webhook"] == "RELAY_MAX_IN_FLIGHT_PER_WEBHOOK"
+    # The systemd example environment file names every one of them too.
+    example = (ROOT / "deploy" / "relay.env.example").read_text()
+    named = set(re.findall(r"^#?([A-Z_]+)=", example, flags=re.MULTILINE))
+    assert set(variables.values()) <= named
 
 
 def test_the_logging_options_have_the_variables_the_readme_names() -> None:
