@@ -72,20 +72,18 @@ def start(connection: Connection, request: Request) -> tuple[Run, bool]:
     """
     named = queries.load("backfill")
     webhook = request.webhook
-    try:
-        with connection.transaction():
-            connection.execute(named["limit_lock_wait"])
-            connection.execute(named["take_webhook"], {"webhook_id": webhook.id})
-    except psycopg.errors.LockNotAvailable:
-        raise RelayError(
-            f"another relay backfill of {webhook.id} is running; wait for it,"
-            " or stop it and run this again"
-        ) from None
+    take_webhook(connection, webhook.id)
 
     with connection.transaction():
         run = run_to_resume(connection, request)
         if request.restart:
-            cancel_unfinished(connection, webhook.id)
+            cancelled = cancel_unfinished(connection, webhook.id)
+            if cancelled is not None:
+                logger.info(
+                    "Backfill %s cancelled for a restart.",
+                    cancelled.label,
+                    extra={"action": "backfill_cancel", "backfill_id": cancelled.id},
+                )
         resumed = run is not None
         if run is None:
             with connection.cursor(row_factory=dict_row) as cursor:
@@ -110,15 +108,42 @@ def start(connection: Connection, request: Request) -> tuple[Run, bool]:
     return Run.from_row(row), resumed
 
 
-def cancel_unfinished(connection: Connection, webhook_id: str) -> None:
+def take_webhook(connection: Connection, webhook_id: str) -> None:
+    """Hold the webhook for this process until its connection closes."""
+    named = queries.load("backfill")
+    try:
+        with connection.transaction():
+            connection.execute(named["limit_lock_wait"])
+            connection.execute(named["take_webhook"], {"webhook_id": webhook_id})
+    except psycopg.errors.LockNotAvailable:
+        raise RelayError(
+            f"another relay backfill of {webhook_id} is running; wait for it,"
+            " or stop it and run this again"
+        ) from None
+
+
+def cancel_unfinished(connection: Connection, webhook_id: str) -> Run | None:
+    """Give up the webhook's unfinished run, if any, and return it as it was."""
     run = unfinished_run(connection, webhook_id)
     if run is None:
-        return
+        return None
     connection.execute(queries.load("backfill")["cancel_run"], {"run_id": run.id})
-    logger.info(
-        "Backfill cancelled for a restart.",
-        extra={"action": "backfill_cancel", "backfill_id": run.id},
-    )
+    return run
+
+
+def cancel(connection: Connection, webhook_id: str) -> Run | None:
+    """Cancel the webhook's unfinished run once no process writes it."""
+    take_webhook(connection, webhook_id)
+    with connection.transaction():
+        run = cancel_unfinished(connection, webhook_id)
+    if run is None:
+        return None
+    with connection.cursor(row_factory=dict_row) as cursor:
+        row = cursor.execute(
+            queries.load("backfill")["find_run"], {"run_id": run.id}
+        ).fetchone()
+    assert row is not None
+    return Run.from_row(row)
 
 
 def run_to_end(

@@ -13,7 +13,7 @@ import click
 
 from relay import backfill, backfill_plans, db
 from relay.cli_options import dsn_option
-from relay.errors import RelayError
+from relay.errors import ConfigError, RelayError
 from relay.output import Progress, emit, json_option, print_table
 
 RUN_COLUMNS = (
@@ -61,6 +61,12 @@ RUN_COLUMNS = (
     " or by now (after capture was off; records it already has come again).",
 )
 @click.option("--restart", is_flag=True, help="Cancel an unfinished run; start anew.")
+@click.option(
+    "--again",
+    is_flag=True,
+    help="Start a new run although one already sent every record.",
+)
+@click.option("--cancel", is_flag=True, help="Cancel the unfinished run; start none.")
 @click.option("--dry-run", is_flag=True, help="Count the records; write nothing.")
 @click.option("--status", is_flag=True, help="List the runs and their progress.")
 @json_option
@@ -72,6 +78,8 @@ def backfill_command(
     max_pending: int,
     cutoff: str,
     restart: bool,
+    again: bool,
+    cancel: bool,
     dry_run: bool,
     status: bool,
     as_json: bool,
@@ -88,6 +96,7 @@ def backfill_command(
       relay backfill --webhook wh_0123456789abcdef0123
       relay backfill --webhook wh_0123456789abcdef0123 --event TODO_CREATED --dry-run
       relay backfill --status
+      relay backfill --webhook wh_0123456789abcdef0123 --cancel
     """
     if status:
         if events or restart or dry_run:
@@ -96,6 +105,16 @@ def backfill_command(
         return
     if webhook_id is None:
         raise click.UsageError("give the webhook to backfill: --webhook wh_...")
+    if cancel:
+        if events or restart or again or dry_run:
+            raise click.UsageError("--cancel takes only --webhook, --dsn and --json")
+        with db.connect(db.check_dsn(dsn), autocommit=True) as connection:
+            cancelled = backfill.cancel(connection, webhook_id)
+        if cancelled is None:
+            raise ConfigError(f"{webhook_id} has no unfinished backfill to cancel")
+        click.echo(f"Cancelled backfill {cancelled.label} of {webhook_id}.", err=True)
+        emit(cancelled.as_dict(), as_json, render_run)
+        return
 
     with db.connect(db.check_dsn(dsn), autocommit=True) as connection:
         webhook = backfill_plans.find_webhook(connection, webhook_id)
@@ -104,6 +123,7 @@ def backfill_command(
             kinds=backfill_plans.choose_kinds(webhook.events, events),
             narrowed=bool(events),
             restart=restart,
+            again=again,
             up_to_now=cutoff == "now",
         )
         if dry_run:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -200,6 +200,8 @@ class Request:
     # True when --event named the kinds: a run to resume must cover the same.
     narrowed: bool = False
     restart: bool = False
+    # True: a new run although one already wrote every record.
+    again: bool = False
     # True: every record that exists now, also those created since the webhook
     # (which it received live, unless capture was off). False: those created by
     # the webhook's creation, so that none arrives twice.
@@ -216,6 +218,8 @@ def run_to_resume(connection: Connection, request: Request) -> Run | None:
     if request.restart:
         return None
     run = unfinished_run(connection, request.webhook.id)
+    if run is None and not request.again:
+        refuse_a_second_run(connection, request.webhook.id)
     if run is not None and request.narrowed and request.kinds != run.kinds:
         raise ConfigError(
             f"backfill {run.label} of {run.webhook_id} covers "
@@ -223,6 +227,23 @@ def run_to_resume(connection: Connection, request: Request) -> Run | None:
             + "; leave out --event to resume it, or add --restart"
         )
     return run
+
+
+def refuse_a_second_run(connection: Connection, webhook_id: str) -> None:
+    """A ConfigError when a run of this webhook already wrote every record:
+    starting again would send each of them once more."""
+    with connection.cursor(row_factory=dict_row) as cursor:
+        row = cursor.execute(
+            queries.load("backfill")["find_finished_run"], {"webhook_id": webhook_id}
+        ).fetchone()
+    if row is not None:
+        done = Run.from_row(row)
+        assert done.finished_at is not None
+        finished = done.finished_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        raise ConfigError(
+            f"{webhook_id} was backfilled by {done.label} ({done.events_written:,}"
+            f" records, done {finished}); add --again to send every record once more"
+        )
 
 
 def plan(connection: Connection, request: Request) -> tuple[Run | None, dict[str, int]]:

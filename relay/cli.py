@@ -7,7 +7,10 @@ status: 2 for bad input, 1 for a failure.
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
+import traceback
+from types import FrameType
 from typing import Any
 
 import click
@@ -233,9 +236,16 @@ cli.add_command(triggers_group)
 cli.add_command(backfill_command)
 
 
+def stop_like_ctrl_c(signal_number: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     """Entry point: run the CLI and turn RelayError into one line and a status."""
     debug = "--debug" in sys.argv[1:]
+    # A plain kill (a deploy, systemd) stops a command as Ctrl-C does, with its
+    # message; `relay run` and the demo install their own handlers over this.
+    signal.signal(signal.SIGTERM, stop_like_ctrl_c)
     try:
         result = cli.main(standalone_mode=False, prog_name="relay")
     except click.UsageError as error:
@@ -252,7 +262,7 @@ def main() -> None:
         sys.exit(1)
     except RelayError as error:
         if debug:
-            raise
+            traceback.print_exc()
         click.echo(f"relay: error: {error}", err=True)
         sys.exit(error.exit_code)
     sys.exit(result if isinstance(result, int) else 0)

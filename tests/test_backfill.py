@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from datetime import UTC
 from typing import Any
 
 import psycopg
@@ -358,7 +359,7 @@ def test_bad_input_is_one_line_and_status_2(
     ).fetchone() == (0,)
 
 
-async def test_one_process_per_webhook_ctrl_c_stops_it_and_restart_replaces_it(
+async def test_one_process_per_webhook_a_kill_stops_it_and_restart_replaces_it(
     db: psycopg.Connection[Any], dsn: str, receiver: Receiver
 ) -> None:
     seed_world(db)
@@ -370,7 +371,8 @@ async def test_one_process_per_webhook_ctrl_c_stops_it_and_restart_replaces_it(
     )
     await eventually(lambda: written_so_far(db) == 2)
     second_process = await run_backfill(dsn, "--webhook", webhook_id)
-    waiting.send_signal(signal.SIGINT)
+    # A plain kill, as a deploy or systemd sends, stops it as Ctrl-C would.
+    waiting.send_signal(signal.SIGTERM)
     async with asyncio.timeout(15):
         _, stderr = await waiting.communicate()
     [(first, *_)] = runs(db)
@@ -391,7 +393,7 @@ async def test_one_process_per_webhook_ctrl_c_stops_it_and_restart_replaces_it(
     [shown] = json.loads(status_json.stdout)
     assert {k: shown[k] for k in ("id", "state", "kind", "eventsWritten")} == {
         "id": f"bf_{first}",
-        "state": "running",
+        "state": "stopped",  # no process holds it
         "kind": "TODO_LIST_CREATED",
         "eventsWritten": 2,
     }
@@ -417,6 +419,63 @@ async def test_one_process_per_webhook_ctrl_c_stops_it_and_restart_replaces_it(
         "TOTAL",
     ]
     assert [line.split()[2] for line in table[1:]] == ["cancelled", "done"]
+    # Every record went out: the same command again would send them all twice.
+    again = await run_backfill(dsn, "--webhook", webhook_id)
+    assert again == (
+        2,
+        "",
+        f"relay: error: {webhook_id} was backfilled by bf_{second} (9 records,"
+        f" done {finished_at(db, second)}); add --again to send every record"
+        " once more\n",
+    )
+
+
+def finished_at(db: psycopg.Connection[Any], run_id: int) -> str:
+    row = db.execute(
+        "SELECT finished_at FROM relay.backfills WHERE id = %s", (run_id,)
+    ).fetchone()
+    assert row is not None
+    return str(row[0].astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+
+
+async def test_cancel_gives_up_a_stopped_run_and_again_starts_another(
+    db: psycopg.Connection[Any], dsn: str, receiver: Receiver
+) -> None:
+    seed_world(db)
+    webhook_id, _ = add_webhook(db, receiver, "/hook")
+    # No relay: with one pending event allowed, it writes two and waits.
+    stopped = await start_backfill(
+        dsn, "--webhook", webhook_id, "--chunk-size", "1", "--max-pending", "1"
+    )
+    await eventually(lambda: written_so_far(db) == 2)
+    stopped.kill()
+    async with asyncio.timeout(15):
+        await stopped.communicate()
+    [(first, *_)] = runs(db)
+
+    cancelled = await run_backfill(dsn, "--webhook", webhook_id, "--cancel", "--json")
+    nothing_left = await run_backfill(dsn, "--webhook", webhook_id, "--cancel")
+    fresh = await run_backfill(dsn, "--webhook", webhook_id, "--json")
+    refused = await run_backfill(dsn, "--webhook", webhook_id, "--dry-run")
+    again = await run_backfill(
+        dsn, "--webhook", webhook_id, "--again", "--dry-run", "--json"
+    )
+
+    assert cancelled[0] == 0, cancelled[2]
+    assert json.loads(cancelled[1])["state"] == "cancelled"
+    assert cancelled[2] == f"Cancelled backfill bf_{first} of {webhook_id}.\n"
+    assert nothing_left == (
+        2,
+        "",
+        f"relay: error: {webhook_id} has no unfinished backfill to cancel\n",
+    )
+    assert fresh[0] == 0, fresh[2]
+    second = int(json.loads(fresh[1])["id"].removeprefix("bf_"))
+    assert runs(db) == [(first, "cancelled", 0, 2, 9), (second, "done", 7, 9, 9)]
+    assert refused[0] == 2
+    assert f"was backfilled by bf_{second}" in refused[2]
+    assert again[0] == 0, again[2]
+    assert json.loads(again[1])["total"] == 9
 
 
 @contextlib.asynccontextmanager

@@ -36,6 +36,22 @@ SELECT id, webhook_id, kinds, phase, cursor, cutoff, state, events_written, tota
 FROM relay.backfills
 WHERE webhook_id = %(webhook_id)s AND state = 'running';
 
+-- name: find_run
+-- One run as it stands.
+SELECT id, webhook_id, kinds, phase, cursor, cutoff, state, events_written, total,
+       started_at, updated_at, finished_at
+FROM relay.backfills
+WHERE id = %(run_id)s;
+
+-- name: find_finished_run
+-- The webhook's latest run that wrote every record, if any.
+SELECT id, webhook_id, kinds, phase, cursor, cutoff, state, events_written, total,
+       started_at, updated_at, finished_at
+FROM relay.backfills
+WHERE webhook_id = %(webhook_id)s AND state = 'done'
+ORDER BY id DESC
+LIMIT 1;
+
 -- name: cancel_run
 -- Give up a run; the events it wrote stay in the outbox and are delivered.
 UPDATE relay.backfills
@@ -138,9 +154,23 @@ FROM relay.webhooks w
 WHERE w.id = %(webhook_id)s;
 
 -- name: list_runs
--- Every run, or those of one webhook, oldest first.
-SELECT id, webhook_id, kinds, phase, cursor, cutoff, state, events_written, total,
-       started_at, updated_at, finished_at
-FROM relay.backfills
-WHERE %(webhook_id)s::text IS NULL OR webhook_id = %(webhook_id)s
-ORDER BY id;
+-- Every run, or those of one webhook, oldest first. An unfinished run that no
+-- process holds (the lock of take_webhook) is shown as 'stopped'.
+SELECT b.id, b.webhook_id, b.kinds, b.phase, b.cursor, b.cutoff,
+       CASE
+           WHEN b.state = 'running' AND NOT EXISTS (
+               SELECT FROM pg_locks l
+               WHERE l.locktype = 'advisory'
+                   AND l.database = (SELECT oid FROM pg_database
+                                     WHERE datname = current_database())
+                   AND l.classid = 7250432
+                   AND l.objid = hashtext(b.webhook_id)::oid
+                   AND l.objsubid = 2
+                   AND l.granted
+           ) THEN 'stopped'
+           ELSE b.state
+       END AS state,
+       b.events_written, b.total, b.started_at, b.updated_at, b.finished_at
+FROM relay.backfills b
+WHERE %(webhook_id)s::text IS NULL OR b.webhook_id = %(webhook_id)s
+ORDER BY b.id;
