@@ -15,7 +15,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from relay import queries
+from relay import queries, webhooks
 from relay.errors import ConfigError
 from relay.events import HEALTH_CHECK_EVENT, SUBSCRIBABLE_EVENTS
 
@@ -139,7 +139,7 @@ def show(connection: Connection, delivery_id: int) -> dict[str, Any]:
         "webhook": {
             "id": row["webhook_id"],
             "name": row["webhook_name"],
-            "url": row["webhook_url"],
+            "url": webhooks.display_url(row["webhook_url"]),
             "status": row["webhook_status"],
             "enabled": row["webhook_enabled"],
         },

@@ -68,7 +68,8 @@ def create_webhook(dsn: str | None, **fields: Any) -> None:
     """
     with db.connect(db.check_dsn(dsn)) as connection:
         created, secret = webhooks.create(connection, webhooks.NewWebhook(**fields))
-    click.echo(json.dumps({**created, "secret": secret}, indent=2, ensure_ascii=False))
+    shown = {**webhooks.for_display(created), "secret": secret}
+    click.echo(json.dumps(shown, indent=2, ensure_ascii=False))
     click.echo("Store the secret now: it is not shown again.", err=True)
 
 
@@ -99,7 +100,7 @@ def update_webhook(dsn: str | None, webhook_id: str, **changes: Any) -> None:
         updated = webhooks.update(
             connection, webhook_id, webhooks.WebhookChanges(**changes)
         )
-    click.echo(json.dumps(updated, indent=2, ensure_ascii=False))
+    click.echo(json.dumps(webhooks.for_display(updated), indent=2, ensure_ascii=False))
 
 
 @webhooks_group.command(name="list")
@@ -112,7 +113,7 @@ def list_webhooks(dsn: str | None) -> None:
       relay webhooks list
     """
     with db.connect(db.check_dsn(dsn)) as connection:
-        found = webhooks.list_all(connection)
+        found = [webhooks.for_display(item) for item in webhooks.list_all(connection)]
     width = max([len("URL"), *(len(item["url"]) for item in found)])
     click.echo(
         f"{'ID':<26} {'STATUS':<9} {'ENABLED':<7} {'NAME':<20} {'URL':<{width}} FILTERS"
@@ -160,7 +161,9 @@ def show_webhook(dsn: str | None, webhook_id: str) -> None:
     with db.connect(db.check_dsn(dsn)) as connection:
         click.echo(
             json.dumps(
-                webhooks.show(connection, webhook_id), indent=2, ensure_ascii=False
+                webhooks.for_display(webhooks.show(connection, webhook_id)),
+                indent=2,
+                ensure_ascii=False,
             )
         )
 
@@ -209,4 +212,4 @@ def disable_webhook(dsn: str | None, webhook_id: str) -> None:
 def switch_webhook(dsn: str | None, webhook_id: str, *, enabled: bool) -> None:
     with db.connect(db.check_dsn(dsn)) as connection:
         changed = webhooks.set_enabled(connection, webhook_id, enabled)
-    click.echo(json.dumps(changed, ensure_ascii=False))
+    click.echo(json.dumps(webhooks.for_display(changed), ensure_ascii=False))

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import psycopg
 import yarl
 
-from relay import filters, queries
+from relay import db, filters, queries
 from relay.errors import ConfigError
 from relay.signing import SECRET_PREFIX, generate_secret
 
@@ -332,3 +332,22 @@ def set_enabled(
             },
         )
     return changed
+
+
+def display_url(url: str) -> str:
+    """The URL as the CLI shows it: a password in it hidden, as a DSN's is.
+
+    Receivers may take credentials in the URL (https://user:pass@host/hook); the
+    payload carries the URL as it is, but an operator's terminal and logs need
+    not.
+    """
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return parts._replace(netloc=f"{parts.username}:{db.HIDDEN}@{host}").geturl()
+
+
+def for_display(webhook: dict[str, Any]) -> dict[str, Any]:
+    """A webhook's JSON as the CLI prints it: its URL through ``display_url``."""
+    return {**webhook, "url": display_url(webhook["url"])}

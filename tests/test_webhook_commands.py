@@ -136,6 +136,38 @@ def test_list_and_show_never_print_the_secret(
     assert secret not in listed.stdout + listed.stderr + shown.stdout + shown.stderr
 
 
+def test_a_password_in_the_url_is_stored_and_sent_but_never_printed(
+    db: psycopg.Connection[Any], dsn: str
+) -> None:
+    seed_world(db)
+    url = "https://bob:hunter2pw@crm.example.org/hook"
+
+    created = create_webhook(dsn, "--url", url)
+    webhook_id = json.loads(created.stdout)["id"]
+    change(db, NEW_TODO)
+    db.execute(
+        "INSERT INTO relay.deliveries (event_id, webhook_id)"
+        " SELECT id, %s FROM relay.events",
+        (webhook_id,),
+    )
+    [(delivery_id,)] = db.execute("SELECT id FROM relay.deliveries").fetchall()
+    printed = [
+        created,
+        relay_command("webhooks", "list", dsn=dsn),
+        relay_command("webhooks", "show", webhook_id, dsn=dsn),
+        relay_command("webhooks", "disable", webhook_id, dsn=dsn),
+        relay_command("deliveries", "show", str(delivery_id), "--json", dsn=dsn),
+    ]
+
+    assert [result.returncode for result in printed] == [0] * 5
+    assert json.loads(printed[2].stdout)["url"] == (
+        "https://bob:****@crm.example.org/hook"
+    )
+    assert all("hunter2pw" not in r.stdout + r.stderr for r in printed)
+    # The receiver still gets its URL whole, in the request and the payload.
+    assert db.execute("SELECT url FROM relay.webhooks").fetchone() == (url,)
+
+
 def test_disable_enable_and_delete_change_the_row(
     db: psycopg.Connection[Any], dsn: str
 ) -> None:

@@ -28,7 +28,10 @@ SELECT EXISTS (SELECT FROM relay.webhooks WHERE id = %(webhook_id)s);
 
 -- name: show_delivery
 -- One delivery with its event and its webhook (never the secret).
-SELECT d.id, d.state, d.attempts, d.replays, d.next_attempt_at, d.claimed_by,
+-- Only a pending delivery has a next attempt; a failed one waits for a replay.
+SELECT d.id, d.state, d.attempts, d.replays,
+       CASE WHEN d.state = 'pending' THEN d.next_attempt_at END AS next_attempt_at,
+       d.claimed_by,
        d.last_status_code, d.last_error, d.created_at, d.updated_at, d.delivered_at,
        e.id AS event_id, e.event, e.entity, e.entity_id, e.todo_id,
        e.created_at AS event_created_at, e.backfill_id,
