@@ -43,7 +43,13 @@ ATTEMPT_COLUMNS = (
 
 @click.group(name="deliveries")
 def deliveries_group() -> None:
-    """Find deliveries and see every attempt at one."""
+    """Find deliveries and see every attempt at one.
+
+    \b
+    Example:
+      relay deliveries list --state failed --since 1d
+      relay deliveries show 4711
+    """
 
 
 @deliveries_group.command(name="list")

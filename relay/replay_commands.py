@@ -147,7 +147,7 @@ def replay_command(
         to_replay = [item for item in chosen if retry_pending or not item.pending]
         if dry_run:
             warn_disabled(to_replay)
-            show_dry_run(chosen, len(to_replay), as_json, retry_pending)
+            show_dry_run(chosen, as_json, retry_pending)
             return
         if len(to_replay) > confirm_above and not yes:
             confirm(to_replay, confirm_above)
@@ -177,22 +177,28 @@ def replay_command(
 
 
 def show_dry_run(
-    chosen: list[replay.Chosen], count: int, as_json: bool, retry_pending: bool
+    chosen: list[replay.Chosen], as_json: bool, retry_pending: bool
 ) -> None:
     rows = [asdict(item) for item in chosen]
     for row in rows:
         del row["webhook_enabled"]
-    data = {
+    pending = sum(item.pending for item in chosen)
+    data: dict[str, Any] = {
         "dry_run": True,
-        "would_replay": count,
-        "skipped": len(chosen) - count,
+        "would_replay": len(chosen) - pending,
+        "skipped": 0 if retry_pending else pending,
         "deliveries": rows,
     }
+    if retry_pending:
+        data["would_retry_now"] = pending
 
     def render(data: dict[str, Any]) -> None:
         print_table(data["deliveries"], COLUMNS, empty="No delivery matches.")
         if retry_pending:
-            click.echo(f"Would replay or retry now {deliveries(data['would_replay'])}.")
+            click.echo(
+                f"Would replay {deliveries(data['would_replay'])} and retry"
+                f" {deliveries(data['would_retry_now'])} now (unless in flight)."
+            )
             return
         click.echo(
             f"Would replay {deliveries(data['would_replay'])}"
@@ -223,7 +229,8 @@ def warn_disabled(replayed: list[replay.Chosen]) -> list[str]:
     for webhook_id, count in sorted(counts.items()):
         click.echo(
             f"relay: warning: webhook {webhook_id} is disabled: its"
-            f" {deliveries(count)} wait until it is enabled"
+            f" {deliveries(count)} {'waits' if count == 1 else 'wait'} until it is"
+            " enabled"
             f" (relay webhooks enable {webhook_id}).",
             err=True,
         )

@@ -39,7 +39,13 @@ LOST_CHANGES = (
 
 @click.group(name="triggers")
 def triggers_group() -> None:
-    """Check, uninstall and reinstall the capture triggers."""
+    """Check, uninstall and reinstall the capture triggers.
+
+    \b
+    Example:
+      relay triggers status
+      relay triggers uninstall --dry-run
+    """
 
 
 @triggers_group.command(name="status")

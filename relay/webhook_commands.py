@@ -19,7 +19,13 @@ from relay.filters import CLEARABLE
 
 @click.group(name="webhooks")
 def webhooks_group() -> None:
-    """Register and manage webhooks."""
+    """Register and manage webhooks.
+
+    \b
+    Example:
+      relay webhooks list
+      relay webhooks enable wh_0123456789abcdef0123
+    """
 
 
 FILTER_OPTIONS = (

@@ -268,10 +268,9 @@ def test_a_dsn_password_never_appears_in_stderr(
 def every_command(group: click.Group, path: list[str]) -> list[list[str]]:
     found = []
     for name, command in sorted(group.commands.items()):
+        found.append([*path, name])
         if isinstance(command, click.Group):
             found += every_command(command, [*path, name])
-        else:
-            found.append([*path, name])
     return found
 
 

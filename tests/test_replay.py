@@ -513,12 +513,18 @@ async def test_retry_pending_brings_a_waiting_retry_forward_without_a_replay(
             lambda: db.execute("SELECT count(*) FROM relay.attempts").fetchone() == (1,)
         )
         skipped = await replay_while_relaying(dsn, "--webhook", webhook_id, "--json")
+        planned = await replay_while_relaying(
+            dsn, "--webhook", webhook_id, "--retry-pending", "--dry-run"
+        )
         result = await replay_while_relaying(
             dsn, "--webhook", webhook_id, "--retry-pending", "--json"
         )
         await eventually(lambda: all_delivered(db, expected=1))
 
     assert json.loads(skipped.stdout)["skipped"] == 1
+    assert planned.stdout.splitlines()[-1] == (
+        "Would replay 0 deliveries and retry 1 delivery now (unless in flight)."
+    )
     [(delivery,)] = db.execute("SELECT id FROM relay.deliveries").fetchall()
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {
