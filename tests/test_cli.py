@@ -282,3 +282,15 @@ def test_every_command_shows_an_example_in_its_help(command: list[str]) -> None:
     assert "Example:\n    relay " in result.output or (
         "Example:\n    DATABASE_URL=" in result.output
     )
+
+
+def test_debug_shows_the_traceback_and_keeps_the_exit_status() -> None:
+    result = relay_command(
+        "--debug", "status", dsn="postgresql://postgres@127.0.0.1:notaport/x"
+    )
+
+    assert result.returncode == 2
+    assert result.stderr.startswith("Traceback (most recent call last):")
+    assert result.stderr.splitlines()[-1] == (
+        "relay: error: malformed database DSN: invalid port 'notaport'"
+    )
