@@ -105,7 +105,7 @@ class Chosen:
     webhook_enabled: bool
     state: str
     # When the event happened: what --since and --until compare.
-    created_at: datetime
+    event_created_at: datetime
 
     @property
     def pending(self) -> bool:

@@ -26,7 +26,7 @@ COLUMNS = (
     ("event", "EVENT"),
     ("webhook_id", "WEBHOOK"),
     ("state", "STATE"),
-    ("created_at", "CREATED"),
+    ("event_created_at", "EVENT CREATED"),
 )
 
 

@@ -312,7 +312,7 @@ def test_a_dry_run_lists_exactly_the_choice_and_changes_nothing(
                 "event": "TODO_CREATED",
                 "webhook_id": hook,
                 "state": "failed",
-                "created_at": iso(times[failed_event]),
+                "event_created_at": iso(times[failed_event]),
             },
             {
                 "delivery_id": pending,
@@ -320,14 +320,14 @@ def test_a_dry_run_lists_exactly_the_choice_and_changes_nothing(
                 "event": "TODO_CREATED",
                 "webhook_id": hook,
                 "state": "pending",
-                "created_at": iso(times[pending_event]),
+                "event_created_at": iso(times[pending_event]),
             },
         ],
     }
     lines = as_table.stdout.splitlines()
     failed_at, pending_at = iso(times[failed_event]), iso(times[pending_event])
     assert [line.split() for line in lines[:3]] == [
-        ["DELIVERY", "EVENT", "ID", "EVENT", "WEBHOOK", "STATE", "CREATED"],
+        ["DELIVERY", "EVENT", "ID", "EVENT", "WEBHOOK", "STATE", "EVENT", "CREATED"],
         f"{failed} {failed_event} TODO_CREATED {hook} failed {failed_at}".split(),
         f"{pending} {pending_event} TODO_CREATED {hook} pending {pending_at}".split(),
     ]

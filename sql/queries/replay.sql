@@ -20,7 +20,8 @@ SELECT EXISTS (SELECT FROM relay.webhooks WHERE id = %(webhook_id)s::text);
 -- null or empty parameter does not narrow; the window is on the event's time,
 -- since inclusive, until exclusive.
 SELECT d.id AS delivery_id, d.event_id, e.event, d.webhook_id,
-       w.enabled AS webhook_enabled, d.state, e.created_at
+       w.enabled AS webhook_enabled, d.state,
+       e.created_at AS event_created_at
 FROM relay.deliveries d
 JOIN relay.events e ON e.id = d.event_id
 JOIN relay.webhooks w ON w.id = d.webhook_id
