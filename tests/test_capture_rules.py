@@ -172,9 +172,11 @@ def test_ten_thousand_assignments_in_one_statement_stay_set_based(
     # Capture reads each table a few times per statement, never once per row: a
     # lookup per assignment that cannot use an index reads 10,000 x 10,000 rows.
     # The time bound is loose (about 1 s here); a quadratic capture took 40 s.
+    # So are the row bounds: a plan may scan a table once more (30,012 rows of
+    # todos was seen), which is linear still; quadratic would be 100,000,000.
     for seconds, rows_read in costs:
-        assert rows_read["todos"] <= 3 * 10_002
-        assert rows_read["todo_users"] <= 3 * 10_001
+        assert rows_read["todos"] <= 5 * 10_002
+        assert rows_read["todo_users"] <= 5 * 10_001
         assert seconds < 10
 
 
