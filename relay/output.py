@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -66,11 +67,20 @@ def to_json(data: Any) -> str:
 
 
 def emit(data: Any, as_json: bool, render: Callable[[Any], None]) -> None:
-    """Print ``data`` as JSON when asked, otherwise with ``render``."""
-    if as_json:
-        click.echo(to_json(data))
-    else:
-        render(data)
+    """Print ``data`` as JSON when asked, otherwise with ``render``.
+
+    A reader that stops early (``relay status | head -1``) has what it wanted:
+    the rest goes nowhere and the command's exit status stays its own, where
+    click would make it 1 (a failure) for the broken pipe.
+    """
+    try:
+        if as_json:
+            click.echo(to_json(data))
+        else:
+            render(data)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def cell(value: Any) -> str:

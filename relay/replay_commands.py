@@ -218,9 +218,11 @@ def confirm(to_replay: list[replay.Chosen], threshold: int) -> None:
             f" {threshold}, and no terminal to ask: check with --dry-run, then"
             " add --yes"
         )
-    click.confirm(
-        f"Replay {deliveries(len(to_replay))} to {target}?", abort=True, err=True
-    )
+    pending = sum(item.pending for item in to_replay)
+    what = f"Replay {deliveries(len(to_replay) - pending)}"
+    if pending:
+        what += f" and retry {deliveries(pending)} now"
+    click.confirm(f"{what} to {target}?", abort=True, err=True)
 
 
 def warn_disabled(replayed: list[replay.Chosen]) -> list[str]:

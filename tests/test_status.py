@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
+import sys
 from typing import Any
 
 import psycopg
@@ -19,6 +20,7 @@ from tests.support import (
     change,
     eventually,
     relay_command,
+    relay_environment,
     running_relay,
     seed_world,
 )
@@ -304,3 +306,24 @@ def test_an_unreachable_database_is_one_line_and_status_1() -> None:
 )
 def test_durations_read_as_a_person_says_them(seconds: float, words: str) -> None:
     assert duration(seconds) == words
+
+
+def test_a_reader_that_stops_early_does_not_change_the_exit_status(
+    db: psycopg.Connection[Any], dsn: str
+) -> None:
+    seed_world(db)
+    change(db, NEW_TODO.format(id="tdo_stuck"))
+    change(db, "UPDATE relay.events SET created_at = now() - interval '1 hour'")
+
+    # `relay status | head -1` where head is gone before status writes.
+    process = subprocess.Popen(
+        [sys.executable, "-m", "relay", "status"],
+        env=relay_environment(dsn),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    process.stdout.close()
+    _, stderr = process.communicate(timeout=60)
+
+    assert (process.returncode, stderr) == (3, b"")
