@@ -195,6 +195,8 @@ async def record(
             [item.attempted_at for item in judged],
             rules.unhealthy_after,
             rules.disable_after,
+            [item.status_code for item in judged],
+            [item.error for item in judged],
         )
         await write_attempts(connection, records)
     return [

@@ -44,6 +44,7 @@ SHIPPED = [
     "0028_backfills",
     "0029_status_indexes",
     "0030_trigger_catalogue",
+    "0031_webhook_last_outcomes",
 ]
 VERSIONS = [int(label[:4]) for label in SHIPPED]
 # The key relay migrate takes turns with; holding it makes the commands queue.

@@ -327,3 +327,48 @@ def test_a_reader_that_stops_early_does_not_change_the_exit_status(
     _, stderr = process.communicate(timeout=60)
 
     assert (process.returncode, stderr) == (3, b"")
+
+
+async def test_the_last_success_and_failure_outlive_newer_deliveries_and_prune(
+    db: psycopg.Connection[Any], dsn: str, receiver: Receiver
+) -> None:
+    seed_world(db)
+    webhook_id, _ = add_webhook(db, receiver, "/hook")
+    receiver.answer("/hook", 500)
+
+    async with running_relay(dsn, retry_schedule=(0.2,)):
+        change(db, NEW_TODO.format(id="tdo_failed_once"))
+        await receiver.wait_for(2, path="/hook")
+        for number in range(3):
+            change(db, NEW_TODO.format(id=f"tdo_fine_{number}"))
+        await receiver.wait_for(5, path="/hook")
+        await eventually(
+            lambda: (
+                states(db) == {webhook_id: "delivered"}
+                and db.execute(
+                    "SELECT count(*) FROM relay.deliveries WHERE state = 'delivered'"
+                ).fetchone()
+                == (4,)
+            )
+        )
+    failed_at, succeeded_at = db.execute(
+        "SELECT min(attempted_at) FILTER (WHERE outcome = 'failed'),"
+        " max(attempted_at) FILTER (WHERE outcome = 'delivered') FROM relay.attempts"
+    ).fetchone() or (None, None)
+    change(
+        db,
+        "UPDATE relay.events SET created_at = created_at - interval '2 days';"
+        " UPDATE relay.attempts SET attempted_at = attempted_at - interval '2 days'",
+    )
+    pruned = relay_command("prune", "--older-than", "1d", dsn=dsn)
+
+    code, report = status_json(dsn)
+    assert pruned.returncode == 0, pruned.stderr
+    assert db.execute("SELECT count(*) FROM relay.attempts").fetchone() == (0,)
+    [webhook] = report["webhooks"]
+    assert (code, webhook["last_success_at"]) == (0, iso(succeeded_at))
+    assert (
+        webhook["last_failure_at"],
+        webhook["last_failure_status_code"],
+        webhook["last_failure_error"],
+    ) == (iso(failed_at), 500, "HTTP 500 from the receiver")

@@ -290,13 +290,21 @@ SELECT id FROM relay.webhooks WHERE id = ANY ($1::text[]) ORDER BY id FOR NO KEY
 SELECT set_config('relay.health_update', 'on', true);
 
 -- name: update_webhook_health
--- Count failures in a row per webhook ($1 webhook, $2 outcome, $3 time of each
--- attempt), turn it UNHEALTHY at $4 of them, HEALTHY at a success, disable it on
--- 410 or after failing $5 seconds without a success; record each status change.
+-- Count failures in a row per webhook ($1 webhook, $2 outcome, $3 time, $6 status
+-- code, $7 error of each attempt), turn it UNHEALTHY at $4 of them, HEALTHY at a
+-- success, disable it on 410 or after failing $5 seconds without a success; keep
+-- its last success and last failure; record each status change.
 WITH result AS (
     SELECT *
-    FROM unnest($1::text[], $2::text[], $3::timestamptz[])
-        AS r (webhook_id, outcome, attempted_at)
+    FROM unnest($1::text[], $2::text[], $3::timestamptz[], $6::integer[],
+                $7::text[])
+        AS r (webhook_id, outcome, attempted_at, status_code, error)
+),
+latest_failure AS (
+    SELECT DISTINCT ON (r.webhook_id) r.*
+    FROM result r
+    WHERE r.outcome <> 'delivered'
+    ORDER BY r.webhook_id, r.attempted_at DESC
 ),
 last_success AS (
     SELECT r.webhook_id,
@@ -355,8 +363,20 @@ updated AS (
             WHEN (d.new_status, d.new_enabled) = (d.old_status, d.old_enabled)
                 THEN w.updated_at
             ELSE now()
-        END
+        END,
+        last_success_at = greatest(w.last_success_at, d.succeeded_at),
+        last_failure_at = greatest(w.last_failure_at, f.attempted_at),
+        last_failure_outcome = CASE WHEN f.attempted_at >= w.last_failure_at
+            OR w.last_failure_at IS NULL AND f.attempted_at IS NOT NULL
+            THEN f.outcome ELSE w.last_failure_outcome END,
+        last_failure_status_code = CASE WHEN f.attempted_at >= w.last_failure_at
+            OR w.last_failure_at IS NULL AND f.attempted_at IS NOT NULL
+            THEN f.status_code ELSE w.last_failure_status_code END,
+        last_failure_error = CASE WHEN f.attempted_at >= w.last_failure_at
+            OR w.last_failure_at IS NULL AND f.attempted_at IS NOT NULL
+            THEN f.error ELSE w.last_failure_error END
     FROM decided d
+    LEFT JOIN latest_failure f ON f.webhook_id = d.id
     WHERE w.id = d.id
     RETURNING 1
 )

@@ -49,15 +49,11 @@ SELECT (SELECT count(*) FROM relay.deliveries WHERE state = 'failed') AS failed,
 SELECT count(*) FROM relay.deliveries WHERE state = 'delivered';
 
 -- name: webhooks
--- Each webhook's health with its latest success and failure. The latest failure
--- is looked for among its 100 latest rescheduled, failed and delivered
--- deliveries: three short index scans instead of its whole history.
+-- Each webhook's health with its latest success and failure, which the relay
+-- keeps on the webhook (0031) as it records attempts.
 SELECT w.id, w.name, w.enabled, w.status, w.consecutive_failures, w.failing_since,
-       success.attempted_at AS last_success_at,
-       failure.attempted_at AS last_failure_at,
-       failure.outcome AS last_failure_outcome,
-       failure.status_code AS last_failure_status_code,
-       failure.error AS last_failure_error,
+       w.last_success_at, w.last_failure_at, w.last_failure_outcome,
+       w.last_failure_status_code, w.last_failure_error,
        (SELECT count(*) FROM relay.deliveries d
         WHERE d.webhook_id = w.id AND d.state = 'pending') AS pending,
        (SELECT count(*) FROM relay.deliveries d
@@ -65,33 +61,6 @@ SELECT w.id, w.name, w.enabled, w.status, w.consecutive_failures, w.failing_sinc
        disabling.reason AS disabled_reason,
        disabling.changed_at AS disabled_at
 FROM relay.webhooks w
-LEFT JOIN LATERAL (
-    SELECT a.attempted_at
-    FROM relay.deliveries d
-    JOIN relay.attempts a ON a.delivery_id = d.id AND a.outcome = 'delivered'
-    WHERE d.webhook_id = w.id AND d.state = 'delivered'
-    ORDER BY d.delivered_at DESC, a.attempted_at DESC
-    LIMIT 1
-) AS success ON true
-LEFT JOIN LATERAL (
-    SELECT a.attempted_at, a.outcome, a.status_code, a.error
-    FROM (
-        (SELECT d.id FROM relay.deliveries d
-         WHERE d.webhook_id = w.id AND d.state = 'pending'
-         ORDER BY d.next_attempt_at DESC LIMIT 100)
-        UNION ALL
-        (SELECT d.id FROM relay.deliveries d
-         WHERE d.webhook_id = w.id AND d.state = 'failed'
-         ORDER BY d.id DESC LIMIT 100)
-        UNION ALL
-        (SELECT d.id FROM relay.deliveries d
-         WHERE d.webhook_id = w.id AND d.state = 'delivered'
-         ORDER BY d.delivered_at DESC LIMIT 100)
-    ) AS recent
-    JOIN relay.attempts a ON a.delivery_id = recent.id AND a.outcome <> 'delivered'
-    ORDER BY a.attempted_at DESC, a.id DESC
-    LIMIT 1
-) AS failure ON true
 -- Why it was disabled: the latest change that switched it off.
 LEFT JOIN LATERAL (
     SELECT c.reason, c.changed_at
