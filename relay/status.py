@@ -54,6 +54,7 @@ def read_status(connection: Connection, thresholds: Thresholds) -> dict[str, Any
         delivered, exact = count_delivered(cursor, pending["pending"], finished)
         webhooks = cursor.execute(named["webhooks"]).fetchall()
         claims = cursor.execute(named["claims"]).fetchall()
+        capture = fetch_one(cursor, named["capture"])
 
     report: dict[str, Any] = {
         "checked_at": outbox.pop("checked_at"),
@@ -62,6 +63,7 @@ def read_status(connection: Connection, thresholds: Thresholds) -> dict[str, Any
             "max_failed": thresholds.max_failed,
             "ignored_webhooks": sorted(thresholds.ignored_webhooks),
         },
+        "capture": capture,
         "outbox": outbox,
         "deliveries": {
             **pending,
@@ -124,6 +126,14 @@ def find_problems(report: dict[str, Any], thresholds: Thresholds) -> list[str]:
     """One sentence per thing that needs a person, in a stable order."""
     problems = []
     limit = thresholds.max_backlog_age
+
+    capture = report["capture"]
+    if capture["off"]:
+        problems.append(
+            f"{capture['off']} of {capture['triggers']} capture triggers are missing"
+            " or disabled: changes to their tables make no events (see relay"
+            " triggers status; relay triggers install puts them back)"
+        )
 
     outbox_age = report["outbox"]["oldest_age_seconds"]
     if outbox_age is not None and outbox_age > limit:

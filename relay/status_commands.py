@@ -99,9 +99,12 @@ def render_status(report: dict[str, Any]) -> None:
         click.echo("OK: nothing needs attention.")
     click.echo(f"Checked at {iso(report['checked_at'])}.")
 
+    capture = report["capture"]
+    on = capture["triggers"] - capture["off"]
+    click.echo(f"\nCapture: {on} of {capture['triggers']} capture triggers on")
     outbox = report["outbox"]
     click.echo(
-        f"\nOutbox: {outbox['events']:,} events not fanned out"
+        f"Outbox: {outbox['events']:,} events not fanned out"
         + age_note("oldest", outbox["oldest_age_seconds"])
     )
     deliveries = report["deliveries"]

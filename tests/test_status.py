@@ -62,6 +62,7 @@ async def test_all_is_well_after_everything_was_delivered(
     assert code == 0
     assert report["ok"] is True
     assert report["problems"] == []
+    assert report["capture"] == {"triggers": 33, "off": 0}
     assert report["outbox"] == {
         "events": 0,
         "oldest_created_at": None,
@@ -103,12 +104,13 @@ async def test_all_is_well_after_everything_was_delivered(
     assert table.returncode == 0
     lines = table.stdout.splitlines()
     assert lines[0] == "OK: nothing needs attention."
-    assert lines[3] == "Outbox: 0 events not fanned out"
-    assert lines[4] == (
+    assert lines[3] == "Capture: 33 of 33 capture triggers on"
+    assert lines[4] == "Outbox: 0 events not fanned out"
+    assert lines[5] == (
         "Deliveries: 0 pending (0 due, 0 in flight, 0 waiting for a retry,"
         " 0 held by disabled webhooks); 0 failed; 1 delivered"
     )
-    assert lines[8].split() == [
+    assert lines[9].split() == [
         webhook_id,
         "test",
         "/hook",
@@ -372,3 +374,23 @@ async def test_the_last_success_and_failure_outlive_newer_deliveries_and_prune(
         webhook["last_failure_status_code"],
         webhook["last_failure_error"],
     ) == (iso(failed_at), 500, "HTTP 500 from the receiver")
+
+
+def test_capture_that_is_off_needs_attention(
+    db: psycopg.Connection[Any], dsn: str
+) -> None:
+    seed_world(db)
+    uninstalled = relay_command("triggers", "uninstall", "--yes", dsn=dsn)
+
+    code, report = status_json(dsn)
+    installed = relay_command("triggers", "install", dsn=dsn)
+    code_after, _ = status_json(dsn)
+
+    assert (uninstalled.returncode, installed.returncode) == (0, 0)
+    assert (code, code_after) == (3, 0)
+    assert report["capture"] == {"triggers": 33, "off": 33}
+    assert report["problems"] == [
+        "33 of 33 capture triggers are missing or disabled: changes to their"
+        " tables make no events (see relay triggers status; relay triggers"
+        " install puts them back)"
+    ]

@@ -72,6 +72,14 @@ LEFT JOIN LATERAL (
 ) AS disabling ON true
 ORDER BY w.created_at, w.id;
 
+-- name: capture
+-- The capture triggers the migrations installed (0030), and how many of them do
+-- not fire now as installed: missing, disabled, or on replicas only.
+SELECT count(*) AS triggers,
+       count(*) FILTER (WHERE enabled IS DISTINCT FROM recorded_enabled) AS off
+FROM relay.trigger_states_v1()
+WHERE kind = 'capture';
+
 -- name: claims
 -- Relays holding live claims now (deliveries_live_claims_idx), oldest claim first.
 SELECT claimed_by AS relay,
