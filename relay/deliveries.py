@@ -6,7 +6,6 @@ an empty answer), then one query runs. Nothing here prints.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,12 +16,11 @@ from psycopg.rows import dict_row
 
 from relay import queries, webhooks
 from relay.errors import ConfigError
-from relay.events import HEALTH_CHECK_EVENT, SUBSCRIBABLE_EVENTS
+from relay.events import check_sent_events
 
 Connection = psycopg.Connection[Any]
 
 # Every event name a delivery may carry.
-KNOWN_EVENTS = SUBSCRIBABLE_EVENTS | {HEALTH_CHECK_EVENT}
 STATES = ("pending", "delivered", "failed")
 # The largest id a bigint column holds; a larger one names no delivery.
 MAX_ID = 2**63 - 1
@@ -42,17 +40,9 @@ class DeliveryFilter:
 
     def check(self) -> None:
         """Refuse filters that can match nothing because they are mistaken."""
-        check_events(self.events)
+        check_sent_events(self.events)
         if self.since and self.until and self.since >= self.until:
             raise ConfigError("--since must be before --until")
-
-
-def check_events(names: Sequence[str]) -> None:
-    for name in names:
-        if name not in KNOWN_EVENTS:
-            close = difflib.get_close_matches(name.upper(), KNOWN_EVENTS, n=1)
-            hint = f"did you mean {close[0]}?" if close else "e.g. TODO_CREATED"
-            raise ConfigError(f"unknown event {name!r}: {hint}")
 
 
 def list_deliveries(

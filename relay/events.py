@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
+from relay.errors import ConfigError
+
 RECORD_EVENTS = (
     "TODO_CREATED",
     "TODO_DELETED",
@@ -53,6 +58,19 @@ SUBSCRIBABLE_EVENTS = frozenset(
 
 # Sent when a webhook is re-enabled; nobody can subscribe to it.
 HEALTH_CHECK_EVENT = "WEBHOOK_HEALTH_CHECK"
+
+# Every event a delivery can carry: what the operator commands may filter on.
+SENT_EVENTS = SUBSCRIBABLE_EVENTS | {HEALTH_CHECK_EVENT}
+
+
+def check_sent_events(names: Iterable[str]) -> None:
+    """A ConfigError naming the first name no delivery can carry, with a hint."""
+    for name in names:
+        if name not in SENT_EVENTS:
+            close = difflib.get_close_matches(name.upper(), SENT_EVENTS, n=1)
+            hint = f"did you mean {close[0]}?" if close else "e.g. TODO_CREATED"
+            raise ConfigError(f"unknown event {name!r}: {hint}")
+
 
 # Every subscribable event is captured by the triggers of sql/migrations.
 CAPTURED_EVENTS = tuple(sorted(SUBSCRIBABLE_EVENTS))

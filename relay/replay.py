@@ -31,8 +31,6 @@ Connection = psycopg.Connection[Any]
 # Deliveries updated per transaction: short enough to hold few row locks briefly.
 BATCH_SIZE = 500
 REPLAYABLE_STATES = ("delivered", "failed")
-# Event names a delivery can have: the catalogue and the health check.
-KNOWN_EVENTS = events.SUBSCRIBABLE_EVENTS | {events.HEALTH_CHECK_EVENT}
 
 
 @dataclass(frozen=True)
@@ -81,12 +79,7 @@ class Criteria:
 
         if self.since and self.until and self.since >= self.until:
             raise ConfigError("--since must be earlier than --until")
-        for name in self.event_names:
-            if name not in KNOWN_EVENTS:
-                raise ConfigError(
-                    f"unknown event name {name!r}; the README lists the 37 events"
-                    f" and {events.HEALTH_CHECK_EVENT}"
-                )
+        events.check_sent_events(self.event_names)
         for state in self.states:
             if state not in REPLAYABLE_STATES:
                 raise ConfigError(
