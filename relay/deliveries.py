@@ -52,14 +52,7 @@ def list_deliveries(
     wanted.check()
     named = queries.load("deliveries")
     if wanted.webhook_id is not None:
-        row = connection.execute(
-            named["webhook_exists"], {"webhook_id": wanted.webhook_id}
-        ).fetchone()
-        if row is None or not row[0]:
-            raise ConfigError(
-                f"unknown webhook {wanted.webhook_id!r}:"
-                " list them with relay webhooks list"
-            )
+        webhooks.check_exist(connection, [wanted.webhook_id])
 
     with connection.cursor(row_factory=dict_row) as cursor:
         return cursor.execute(

@@ -22,7 +22,7 @@ from typing import Any
 
 import psycopg
 
-from relay import events, queries
+from relay import events, queries, webhooks
 from relay.claims import DeliveryId, EventId, WebhookId
 from relay.errors import ConfigError
 
@@ -158,14 +158,7 @@ def check_known(connection: Connection, criteria: Criteria) -> None:
                 " names its event (evt_<id>)"
             )
     if criteria.webhook_id:
-        row = connection.execute(
-            named["webhook_exists"], {"webhook_id": criteria.webhook_id}
-        ).fetchone()
-        if not (row and row[0]):
-            raise ConfigError(
-                f"unknown webhook {criteria.webhook_id!r}; relay webhooks list"
-                " shows them"
-            )
+        webhooks.check_exist(connection, [criteria.webhook_id])
 
 
 def replay(

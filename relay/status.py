@@ -7,15 +7,13 @@ tested without a database. Nothing here prints.
 
 from __future__ import annotations
 
-from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
 
-from relay import queries
-from relay.errors import ConfigError
+from relay import queries, webhooks
 
 Connection = psycopg.Connection[Any]
 
@@ -47,12 +45,14 @@ def read_status(connection: Connection, thresholds: Thresholds) -> dict[str, Any
 
     with connection.transaction(), connection.cursor(row_factory=dict_row) as cursor:
         cursor.execute(named["snapshot"])
-        check_webhooks_exist(connection, thresholds.ignored_webhooks)
+        webhooks.check_exist(
+            connection, thresholds.ignored_webhooks, " in --ignore-webhook"
+        )
         outbox = fetch_one(cursor, named["outbox"])
         pending = fetch_one(cursor, named["pending_deliveries"])
         finished = fetch_one(cursor, named["failed_deliveries"])
         delivered, exact = count_delivered(cursor, pending["pending"], finished)
-        webhooks = cursor.execute(named["webhooks"]).fetchall()
+        webhook_rows = cursor.execute(named["webhooks"]).fetchall()
         claims = cursor.execute(named["claims"]).fetchall()
         capture = fetch_one(cursor, named["capture"])
 
@@ -71,7 +71,7 @@ def read_status(connection: Connection, thresholds: Thresholds) -> dict[str, Any
             "delivered": delivered,
             "delivered_is_exact": exact,
         },
-        "webhooks": [describe_webhook(row) for row in webhooks],
+        "webhooks": [describe_webhook(row) for row in webhook_rows],
         "claims": claims,
     }
     problems = find_problems(report, thresholds)
@@ -95,20 +95,6 @@ def count_delivered(
             "count"
         ], True
     return max(int(estimated_rows) - pending - finished["failed"], 0), False
-
-
-def check_webhooks_exist(connection: Connection, ids: Collection[str]) -> None:
-    if not ids:
-        return
-    unknown = connection.execute(
-        queries.load("status")["unknown_webhooks"], {"ids": sorted(ids)}
-    ).fetchall()
-    if unknown:
-        names = ", ".join(repr(row[0]) for row in unknown)
-        raise ConfigError(
-            f"unknown webhook {names} in --ignore-webhook:"
-            " list them with relay webhooks list"
-        )
 
 
 def describe_webhook(row: dict[str, Any]) -> dict[str, Any]:

@@ -8,7 +8,7 @@ import ipaddress
 import json
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any
 from urllib.parse import urlsplit
@@ -332,6 +332,21 @@ def set_enabled(
             },
         )
     return changed
+
+
+def check_exist(connection: Connection, ids: Collection[str], where: str = "") -> None:
+    """A ConfigError naming the ids of ``ids`` that are no webhook's (``where``:
+    the option they came from, for the message)."""
+    if not ids:
+        return
+    unknown = connection.execute(
+        queries.load("webhooks")["unknown_webhooks"], {"ids": sorted(set(ids))}
+    ).fetchall()
+    if unknown:
+        names = ", ".join(repr(row[0]) for row in unknown)
+        raise ConfigError(
+            f"unknown webhook {names}{where}: list them with relay webhooks list"
+        )
 
 
 def display_url(url: str) -> str:

@@ -464,7 +464,7 @@ def test_a_delivery_that_changed_after_the_choice_is_skipped_not_replayed_twice(
         ),
         (
             ("--webhook", "wh_x"),
-            "unknown webhook 'wh_x'; relay webhooks list shows them",
+            "unknown webhook 'wh_x': list them with relay webhooks list",
         ),
         (
             ("--delivery", "98", "--delivery", "99"),

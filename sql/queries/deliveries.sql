@@ -22,10 +22,6 @@ WHERE (%(webhook_id)s::text IS NULL OR d.webhook_id = %(webhook_id)s::text)
 ORDER BY d.id DESC
 LIMIT %(limit)s;
 
--- name: webhook_exists
--- Whether a webhook a filter names exists.
-SELECT EXISTS (SELECT FROM relay.webhooks WHERE id = %(webhook_id)s);
-
 -- name: show_delivery
 -- One delivery with its event and its webhook (never the secret).
 -- Only a pending delivery has a next attempt; a failed one waits for a replay.

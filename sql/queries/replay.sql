@@ -10,10 +10,6 @@ WHERE id = ANY (%(ids)s::bigint[]);
 -- Whether an event of this id exists.
 SELECT EXISTS (SELECT FROM relay.events WHERE id = %(event_id)s::bigint);
 
--- name: webhook_exists
--- Whether a webhook of this id exists.
-SELECT EXISTS (SELECT FROM relay.webhooks WHERE id = %(webhook_id)s::text);
-
 -- name: select_deliveries
 -- The deliveries an operator chose, by id: those in one of the states to replay,
 -- and the pending ones the same choice meets (they are reported as skipped). A

@@ -91,10 +91,3 @@ FROM relay.deliveries
 WHERE state = 'pending' AND claimed_by IS NOT NULL AND next_attempt_at > now()
 GROUP BY claimed_by
 ORDER BY min(updated_at), claimed_by;
-
--- name: unknown_webhooks
--- Which of these webhook ids do not exist.
-SELECT given.id
-FROM unnest(%(ids)s::text[]) AS given (id)
-WHERE NOT EXISTS (SELECT FROM relay.webhooks w WHERE w.id = given.id)
-ORDER BY given.id;

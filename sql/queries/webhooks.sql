@@ -118,3 +118,9 @@ FROM (
 WHERE w.id = before.id
 RETURNING relay.webhook_json_v2(w)::text, before.enabled AS was_enabled;
 
+-- name: unknown_webhooks
+-- Which of these webhook ids do not exist.
+SELECT given.id
+FROM unnest(%(ids)s::text[]) AS given (id)
+WHERE NOT EXISTS (SELECT FROM relay.webhooks w WHERE w.id = given.id)
+ORDER BY given.id;
