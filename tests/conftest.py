@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 from urllib.parse import quote
@@ -16,6 +17,8 @@ from urllib.parse import quote
 import psycopg
 import pytest
 import pytest_asyncio
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
 from pytest_postgresql import factories
 
 from relay.cluster import ThrowawayCluster
@@ -119,3 +122,16 @@ async def receiver() -> AsyncIterator[Receiver]:
     await started.start()
     yield started
     await started.stop()
+
+
+@pytest.fixture
+def empty_dsn(db: psycopg.Connection[Any], dsn: str) -> Iterator[str]:
+    """The DSN of a new, empty database on the test server, dropped afterwards."""
+    name = f"relay_empty_{uuid.uuid4().hex[:12]}"
+    db.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield make_conninfo(dsn, dbname=name)
+    finally:
+        db.execute(
+            sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name))
+        )

@@ -9,14 +9,11 @@ import pty
 import re
 import subprocess
 import sys
-import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import psycopg
 import pytest
-from psycopg import sql
-from psycopg.conninfo import make_conninfo
 
 from relay import migrations
 from relay.output import cell, iso
@@ -38,19 +35,6 @@ NEW_TODO = (
     "INSERT INTO todos (id, todo_list_id, title)"
     " VALUES ('tdo_{0}', 'lst_inbox', 'Written while {0}')"
 )
-
-
-@pytest.fixture
-def empty_dsn(db: psycopg.Connection[Any], dsn: str) -> Iterator[str]:
-    """The DSN of a new, empty database, dropped afterwards."""
-    name = f"relay_dba_{uuid.uuid4().hex[:12]}"
-    db.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield make_conninfo(dsn, dbname=name)
-    finally:
-        db.execute(
-            sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name))
-        )
 
 
 def table_cells(stdout: str) -> list[list[str]]:

@@ -7,15 +7,12 @@ import hashlib
 import shutil
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-from psycopg import sql
-from psycopg.conninfo import make_conninfo
 
 from relay import migrations
 from relay.errors import MigrationError
@@ -50,19 +47,6 @@ VERSIONS = [int(label[:4]) for label in SHIPPED]
 # The key relay migrate takes turns with; holding it makes the commands queue.
 LOCK_KEY = migrations._ADVISORY_LOCK_KEY
 RECORDED = "SELECT version, name, checksum FROM relay.schema_migrations ORDER BY 1"
-
-
-@pytest.fixture
-def empty_dsn(db: psycopg.Connection[Any], dsn: str) -> Iterator[str]:
-    """The DSN of a new, empty database on the test server, dropped afterwards."""
-    name = f"relay_empty_{uuid.uuid4().hex[:12]}"
-    db.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield make_conninfo(dsn, dbname=name)
-    finally:
-        db.execute(
-            sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name))
-        )
 
 
 @pytest.fixture
